@@ -1,0 +1,247 @@
+"""The ``gpcontrol`` command line.
+
+``gpcontrol systems [--json]``
+    List every built-in system: state and control layout, bounds, time step,
+    integrator, physical parameters and the registered environment id.
+
+``gpcontrol simulate SYSTEM [--policy random|zero] [--steps N] [--seed S]
+[--gif out.gif] [--png out.png] [--data out.npz] [--every K]``
+    Run a simple policy in the system's registered environment, print a
+    progress line every tenth of the run and a summary (total cost), and
+    optionally write an animation, a state/control figure and the data.
+
+Example::
+
+    gpcontrol simulate cartpole --policy random --steps 40 --seed 0 --gif runs/cp.gif
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["main", "build_parser"]
+
+
+def _fmt(v: float) -> str:
+    return "inf" if v == math.inf else "-inf" if v == -math.inf else f"{v:g}"
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    return v
+
+
+def _system_records() -> list[dict[str, Any]]:
+    from gpcontrol.envs import ENV_IDS
+    from gpcontrol.systems import SYSTEMS, make_system
+
+    records = []
+    for name in SYSTEMS:
+        system = make_system(name)
+        rec = system.describe()
+        rec["x_low"] = system.x_low.tolist()
+        rec["x_high"] = system.x_high.tolist()
+        rec["env_id"] = ENV_IDS.get(name)
+        records.append(_jsonable(rec))
+    return records
+
+
+def _print_systems(records: list[dict[str, Any]]) -> None:
+    header = ("name", "class", "n", "m", "dt", "state", "control", "u bounds", "environment")
+    rows = []
+    for r in records:
+        angles = set(r["angles"])
+        state = ", ".join(s + ("*" if s in angles else "") for s in r["state"])
+        ubounds = "  ".join(
+            f"[{_fmt(float(lo))}, {_fmt(float(hi))}]"
+            for lo, hi in zip(r["u_low"], r["u_high"], strict=True)
+        )
+        rows.append(
+            (
+                r["name"],
+                r["class"],
+                str(len(r["state"])),
+                str(len(r["control"])),
+                f"{r['dt']:g}",
+                state,
+                ", ".join(r["control"]),
+                ubounds,
+                r["env_id"] or "-",
+            )
+        )
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
+    print(line(header).rstrip())
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print(line(row).rstrip())
+    print("(* angle: enters models and policies as sin/cos)")
+    for r in records:
+        print(f"\n{r['name']}  (integrator {r['integrator']}, {r['substeps']} substep(s))")
+        finite = [
+            f"{s} in [{_fmt(float(lo))}, {_fmt(float(hi))}]"
+            for s, lo, hi in zip(r["state"], r["x_low"], r["x_high"], strict=True)
+            if math.isfinite(float(lo)) or math.isfinite(float(hi))
+        ]
+        print("  state bounds: " + (", ".join(finite) if finite else "none"))
+        for key, value in r["params"].items():
+            print(f"  {key:<16} {value}")
+
+
+def _cmd_systems(args: argparse.Namespace) -> int:
+    records = _system_records()
+    if args.json:
+        print(json.dumps(records, indent=2))
+    else:
+        _print_systems(records)
+    return 0
+
+
+def _resolve_env_id(name: str) -> str:
+    import gymnasium as gym
+
+    from gpcontrol.envs import ENV_IDS
+
+    if name in ENV_IDS:
+        return ENV_IDS[name]
+    if name in ENV_IDS.values() or name in gym.registry:
+        return name
+    raise ValueError(
+        f"unknown system {name!r}; choose one of {sorted(ENV_IDS)} or a registered environment id"
+    )
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    from gpcontrol.plotting import animate, plot_trajectory
+    from gpcontrol.rollout import Dataset, random_policy, rollout
+
+    env_id = _resolve_env_id(args.system)
+    kwargs: dict[str, Any] = {}
+    if args.steps is not None:
+        kwargs["max_episode_steps"] = args.steps
+    env = gym.make(env_id, **kwargs)
+    base = env.unwrapped
+    spec_steps = env.spec.max_episode_steps if env.spec is not None else None
+    steps = args.steps if args.steps is not None else spec_steps
+    if steps is None:
+        raise ValueError(f"{env_id} has no time limit; give --steps")
+    space = env.action_space
+    if not isinstance(space, gym.spaces.Box):
+        raise ValueError(f"{env_id} must have a Box action space, got {space}")
+    if args.policy == "random":
+        policy = random_policy(space.low, space.high, seed=args.seed)
+    else:
+        zero = np.zeros(space.shape)
+
+        def policy(x: Any, t: int) -> Any:
+            return zero
+
+    every = max(1, steps // 10)
+    running = [0.0]
+    started = time.perf_counter()
+    print(f"simulating {env_id} for {steps} steps, policy={args.policy}, seed={args.seed}")
+
+    def progress(t: int, x: Any, u: Any, reward: float) -> None:
+        running[0] -= reward
+        if (t + 1) % every == 0 or t + 1 == steps:
+            state = ", ".join(f"{v:+.3f}" for v in x)
+            print(f"  step {t + 1:>5}/{steps}  cost so far {running[0]:10.4f}  x = [{state}]")
+
+    traj = rollout(env, policy, steps=steps, seed=args.seed, callback=progress)
+    elapsed = time.perf_counter() - started
+    status = "terminated (goal)" if traj.terminated else "time limit" if traj.truncated else "done"
+    print(
+        f"summary: {traj.T} steps ({status}), total cost {traj.total_cost:.4f} "
+        f"(running {traj.costs[:-1].sum():.4f} + terminal {traj.costs[-1]:.4f}), "
+        f"{elapsed:.2f} s"
+    )
+    system = getattr(base, "system", None)
+    X = traj.true_states if traj.true_states is not None else traj.states
+    if args.gif is not None:
+        if system is None:
+            raise ValueError("--gif needs a gpcontrol environment (its system draws the frames)")
+        out = animate(
+            system, X, args.gif, target=getattr(base, "render_target", None), every=args.every
+        )
+        frames = len(range(0, X.shape[0], args.every)) + int((X.shape[0] - 1) % args.every != 0)
+        print(f"wrote {out} ({frames} frames)")
+    if args.png is not None:
+        fig = plot_trajectory(system if system is not None else None, traj, title=env_id)
+        fig.savefig(args.png, dpi=100)
+        print(f"wrote {args.png}")
+    if args.data is not None:
+        data = (
+            Dataset.for_system(system)
+            if system is not None
+            else Dataset(traj.n, traj.m, dt=traj.dt)
+        )
+        if traj.T > 0:
+            data.add(traj)
+        print(f"wrote {data.save(args.data)}")
+    env.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``gpcontrol`` command."""
+    parser = argparse.ArgumentParser(
+        prog="gpcontrol",
+        description="Model-based control with Gaussian processes and optimal control.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_sys = sub.add_parser("systems", help="list the built-in systems")
+    p_sys.add_argument("--json", action="store_true", help="machine-readable output")
+    p_sys.set_defaults(func=_cmd_systems)
+
+    p_sim = sub.add_parser("simulate", help="run a simple policy in a system's environment")
+    p_sim.add_argument("system", help="system name (see `gpcontrol systems`) or environment id")
+    p_sim.add_argument("--policy", choices=("random", "zero"), default="random")
+    p_sim.add_argument("--steps", type=_positive_int, default=None, help="default: env horizon")
+    p_sim.add_argument("--seed", type=int, default=0)
+    p_sim.add_argument("--gif", default=None, help="write an animation to this file")
+    p_sim.add_argument("--png", default=None, help="write a state/control figure to this file")
+    p_sim.add_argument("--data", default=None, help="save the transitions as a .npz Dataset")
+    p_sim.add_argument("--every", type=_positive_int, default=1, help="GIF: keep every k-th frame")
+    p_sim.set_defaults(func=_cmd_simulate)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``gpcontrol`` command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ValueError as exc:
+        parser.error(str(exc))
+    return 2  # pragma: no cover - parser.error exits
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""The ``gpcontrol`` command line, run in-process through ``main([...])``.
+
+Oracles: the systems' own attributes for the listing; an independent
+:func:`~gpcontrol.rollout.rollout` with the same seed for the printed total
+cost; the written files read back (Pillow, :class:`~gpcontrol.rollout.Dataset`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from PIL import Image
+
+from gpcontrol.cli import main
+from gpcontrol.envs import ENV_IDS
+from gpcontrol.rollout import Dataset, random_policy, rollout
+from gpcontrol.systems import SYSTEMS
+
+
+def test_systems_table_lists_every_system(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["systems"]) == 0
+    out = capsys.readouterr().out
+    for name, cls in SYSTEMS.items():
+        system = cls()
+        row = next(line for line in out.splitlines() if line.startswith(name + " "))
+        assert ENV_IDS[name] in row
+        for s in system.state_names:
+            assert s in row
+        assert f"{system.dt:g}" in row
+    assert "pole_length" in out and "joint_limits" in out
+
+
+def test_systems_json_matches_the_systems(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["systems", "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in records] == list(SYSTEMS)
+    for r in records:
+        system = SYSTEMS[r["name"]]()
+        assert r["state"] == list(system.state_names)
+        assert r["control"] == list(system.control_names)
+        assert r["dt"] == system.dt
+        assert r["u_low"] == system.u_low.tolist() and r["u_high"] == system.u_high.tolist()
+        lows = [float(v) for v in r["x_low"]]  # "-inf" strings parse back
+        assert lows == system.x_low.tolist()
+        assert r["env_id"] == ENV_IDS[r["name"]]
+
+
+def test_simulate_writes_gif_png_data_and_reports_cost(
+    tmp_path,
+    capsys: pytest.CaptureFixture[str],  # noqa: ANN001
+) -> None:
+    gif, png, data = tmp_path / "cp.gif", tmp_path / "cp.png", tmp_path / "cp.npz"
+    argv = ["simulate", "cartpole", "--steps", "10", "--seed", "3"]
+    argv += ["--gif", str(gif), "--png", str(png), "--data", str(data)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert len(re.findall(r"^\s+step\s+\d+/10", out, flags=re.M)) == 10  # one line per N/10
+    with Image.open(gif) as im:
+        assert im.n_frames == 11
+    with Image.open(png) as im:
+        assert im.size[0] > 200 and im.size[1] > 200
+    loaded = Dataset.load(data)
+    assert loaded.inputs.shape == (10, 5) and loaded.system_name == "cartpole"
+
+    # The printed total equals an independent rollout with the same seed and policy.
+    env = gym.make(ENV_IDS["cartpole"], max_episode_steps=10)
+    pol = random_policy(env.action_space.low, env.action_space.high, seed=3)
+    traj = rollout(env, pol, seed=3)
+    total = float(re.search(r"total cost (-?[\d.]+)", out).group(1))
+    assert total == pytest.approx(traj.total_cost, abs=1e-4)
+    np.testing.assert_array_equal(loaded.controls, traj.controls)
+
+
+def test_simulate_zero_policy_and_frame_subsampling(tmp_path, capsys) -> None:  # noqa: ANN001
+    gif, data = tmp_path / "mc.gif", tmp_path / "mc.npz"
+    argv = ["simulate", "mountaincar", "--policy", "zero", "--steps", "9", "--every", "4"]
+    assert main([*argv, "--gif", str(gif), "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "total cost 0.0000" in out
+    with Image.open(gif) as im:
+        assert im.n_frames == 4  # states 0, 4, 8 and the last one, 9
+    np.testing.assert_array_equal(Dataset.load(data).controls, np.zeros((9, 1)))
+
+
+def test_simulate_accepts_an_environment_id(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "gpcontrol/ArmReach-v0", "--steps", "3"]) == 0
+    assert "summary: 3 steps" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["simulate", "no_such_system"],
+        ["simulate", "cartpole", "--steps", "0"],
+        ["simulate", "cartpole", "--policy", "clever"],
+        [],
+    ],
+)
+def test_bad_arguments_exit_with_status_2(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
