@@ -38,10 +38,18 @@ def as_float_array(name: str, value: Any, *, allow_nonfinite: bool = False) -> N
     allow_nonfinite : bool
         Accept ``inf`` (bounds may be infinite); NaN is always rejected.
     """
+    what = f"{name} must be a real numeric array, got {type(value).__name__}"
     try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a numeric array, got {type(value).__name__}") from exc
+        raw = np.asarray(value)
+    except (TypeError, ValueError, OverflowError) as exc:  # ragged nesting, huge ints
+        raise ValueError(what) from exc
+    if raw.dtype.kind not in "biufO":  # complex, strings, dates: no silent cast to float
+        raise ValueError(f"{what} of dtype {raw.dtype}")
+    try:
+        with np.errstate(over="ignore"):  # beyond float64 becomes inf, rejected below
+            arr = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(what) from exc
     if np.isnan(arr).any():
         raise ValueError(f"{name} contains NaN")
     if not allow_nonfinite and not np.isfinite(arr).all():
@@ -85,9 +93,19 @@ def check_bounds(
     return lo, hi
 
 
+def _scalar(name: str, value: Any) -> float:
+    """``float(value)`` for a real scalar, else a ``TypeError`` naming the argument."""
+    if isinstance(value, str | bytes | complex) or np.iscomplexobj(value):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}") from exc
+
+
 def check_positive(name: str, value: float) -> float:
     """Return ``float(value)`` if it is finite and > 0, else raise ``ValueError``."""
-    v = float(value)
+    v = _scalar(name, value)
     if not np.isfinite(v) or v <= 0.0:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return v
@@ -95,7 +113,7 @@ def check_positive(name: str, value: float) -> float:
 
 def check_nonnegative(name: str, value: float) -> float:
     """Return ``float(value)`` if it is finite and >= 0, else raise ``ValueError``."""
-    v = float(value)
+    v = _scalar(name, value)
     if not np.isfinite(v) or v < 0.0:
         raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
     return v
@@ -135,7 +153,9 @@ def check_pd(name: str, value: ArrayLike, size: int | None = None) -> NDArray[np
     if arr.size:
         lam = np.linalg.eigvalsh(arr)
         if lam.min() <= 0.0:
-            raise ValueError(f"{name} must be positive definite; smallest eigenvalue {lam.min():.3e}")
+            raise ValueError(
+                f"{name} must be positive definite; smallest eigenvalue {lam.min():.3e}"
+            )
     return arr
 
 

@@ -105,8 +105,10 @@ class ChainParams:
         set_("com_distances", _tuple("com_distances", self.com_distances, N))
         set_("inertias", _tuple("inertias", self.inertias, N))
         for name in ("masses", "lengths"):
-            if min(getattr(self, name)) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+            if not all(0 < v < math.inf for v in getattr(self, name)):
+                raise ValueError(f"{name} must be positive and finite, got {getattr(self, name)}")
+        if not all(math.isfinite(v) for v in self.inertias):
+            raise ValueError(f"inertias must be finite, got {self.inertias}")
         for i in range(N):
             if not 0 <= self.com_distances[i] <= self.lengths[i]:
                 raise ValueError(
@@ -135,7 +137,9 @@ class ChainParams:
         if self.joint_limits is not None:
             lim = as_float_array("joint_limits", self.joint_limits, allow_nonfinite=True)
             if lim.shape != (N, 2) or (lim[:, 0] > lim[:, 1]).any():
-                raise ValueError(f"joint_limits must be {N} pairs (low <= high), got {lim.tolist()}")
+                raise ValueError(
+                    f"joint_limits must be {N} pairs (low <= high), got {lim.tolist()}"
+                )
             set_("joint_limits", tuple((float(a), float(b)) for a, b in lim))
 
     @property
@@ -225,8 +229,8 @@ class _Chain(System):
         q, dq = x[:N], x[N:]
         joints = self._joint_positions(q)
         phis = self._absolute_angles(q)
-        T = 0
-        V = 0
+        T = ca.SX(0)
+        V = ca.SX(0)
         for i in range(N):
             cx = joints[i][0] + p.com_distances[i] * ca.cos(phis[i])
             cy = joints[i][1] + p.com_distances[i] * ca.sin(phis[i])
@@ -332,7 +336,10 @@ class PlanarArm(_Chain):
         p = self.params
         if p.n_links != 2:
             raise ValueError("inverse_kinematics is closed-form for two links only")
-        tx, ty = as_float_array("target", target).reshape(-1)[:2]
+        xy = as_float_array("target", target).reshape(-1)
+        if xy.size != 2:
+            raise ValueError(f"target must be a hand position (x, y), got {xy.size} values")
+        tx, ty = xy
         l1, l2 = p.lengths
         c2 = (tx**2 + ty**2 - l1**2 - l2**2) / (2 * l1 * l2)
         if not -1.0 <= c2 <= 1.0:

@@ -39,7 +39,7 @@ Expr = Any
 ODE = Callable[[Expr, Expr], Expr]
 
 
-def rk4(f: ODE, x: Expr, u: Expr, dt: float, substeps: int = 1) -> Expr:
+def rk4(f: ODE, x: Expr, u: Expr, dt: float | Expr, substeps: int = 1) -> Expr:
     """One step of length ``dt`` of classical RK4, split into ``substeps`` sub-steps.
 
     Parameters
@@ -47,7 +47,8 @@ def rk4(f: ODE, x: Expr, u: Expr, dt: float, substeps: int = 1) -> Expr:
     f : callable ``(x, u) -> xdot``
     x : expression, shape (n,)
     u : expression, shape (m,)
-    dt : float
+    dt : float or expression
+        Step length (a symbol for free-final-time problems).
     substeps : int
 
     Returns
@@ -64,7 +65,7 @@ def rk4(f: ODE, x: Expr, u: Expr, dt: float, substeps: int = 1) -> Expr:
     return x
 
 
-def euler(f: ODE, x: Expr, u: Expr, dt: float, substeps: int = 1) -> Expr:
+def euler(f: ODE, x: Expr, u: Expr, dt: float | Expr, substeps: int = 1) -> Expr:
     """Explicit Euler, ``substeps`` sub-steps of length ``dt / substeps``."""
     h = dt / substeps
     for _ in range(substeps):
