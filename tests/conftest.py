@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import settings
 
 from gpcontrol.systems import (
@@ -28,6 +29,11 @@ from gpcontrol.systems import (
     PlanarArm,
     System,
 )
+
+# The tests' tensors are tiny: with more than one intra-op thread, torch spends
+# milliseconds synchronising threads on microsecond kernels (a 4x4 Cholesky
+# took 10-20 ms instead of 2 us on a busy two-core machine).
+torch.set_num_threads(1)
 
 settings.register_profile("default", deadline=None)
 settings.register_profile("ci", parent=settings.get_profile("default"), derandomize=True)
