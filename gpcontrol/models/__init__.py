@@ -1,0 +1,42 @@
+"""Learned dynamics models and exact moment matching of Gaussian inputs.
+
+* :mod:`gpcontrol.models.gp` -- :class:`GPDynamics`, one SE-ARD GP per state
+  dimension on gpytorch, trained on state differences.
+* :mod:`gpcontrol.models.sparse` -- SGPR and FITC objectives and posteriors
+  (used by :class:`GPDynamics` past its ``sparse_threshold``).
+* :mod:`gpcontrol.models.moments` -- exact mean, covariance and input-output
+  covariance of a multi-output SE-ARD GP (exact or sparse) at a Gaussian input.
+* :mod:`gpcontrol.models.propagation` -- squashed-control moments and
+  one-step / multi-step belief propagation (PILCO), plus a particle reference.
+"""
+
+from gpcontrol.models.gp import GPDynamics, GPFitReport
+from gpcontrol.models.moments import GPMoments, GPTerms, moment_match
+from gpcontrol.models.propagation import (
+    BeliefTrajectory,
+    ControlMoments,
+    PolicyMoments,
+    linear_policy_moments,
+    propagate,
+    propagate_horizon,
+    propagate_particles,
+    squash_moments,
+    squashed,
+)
+
+__all__ = [
+    "GPDynamics",
+    "GPFitReport",
+    "GPMoments",
+    "GPTerms",
+    "moment_match",
+    "BeliefTrajectory",
+    "ControlMoments",
+    "PolicyMoments",
+    "linear_policy_moments",
+    "propagate",
+    "propagate_horizon",
+    "propagate_particles",
+    "squash_moments",
+    "squashed",
+]
