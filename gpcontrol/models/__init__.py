@@ -8,8 +8,12 @@
   covariance of a multi-output SE-ARD GP (exact or sparse) at a Gaussian input.
 * :mod:`gpcontrol.models.propagation` -- squashed-control moments and
   one-step / multi-step belief propagation (PILCO), plus a particle reference.
+* :mod:`gpcontrol.models.tvlg` -- time-varying linear-Gaussian dynamics fitted
+  from a few trajectories with a Gaussian-mixture (normal-inverse-Wishart)
+  prior; :mod:`gpcontrol.models.gmm` -- the mixture itself.
 """
 
+from gpcontrol.models.gmm import GaussianMixture, fit_gmm, select_gmm
 from gpcontrol.models.gp import GPDynamics, GPFitReport
 from gpcontrol.models.moments import GPMoments, GPTerms, moment_match
 from gpcontrol.models.propagation import (
@@ -22,6 +26,14 @@ from gpcontrol.models.propagation import (
     propagate_particles,
     squash_moments,
     squashed,
+)
+from gpcontrol.models.tvlg import (
+    DynamicsPrior,
+    TVLGDynamics,
+    conditional_gaussian_fit,
+    default_components,
+    fit_tvlg,
+    transition_tuples,
 )
 
 __all__ = [
@@ -39,4 +51,13 @@ __all__ = [
     "propagate_particles",
     "squash_moments",
     "squashed",
+    "TVLGDynamics",
+    "DynamicsPrior",
+    "fit_tvlg",
+    "transition_tuples",
+    "conditional_gaussian_fit",
+    "default_components",
+    "GaussianMixture",
+    "fit_gmm",
+    "select_gmm",
 ]

@@ -1,0 +1,624 @@
+r"""Mirror-descent guided policy search (MDGPS) with a torch neural-network policy.
+
+MDGPS (Montgomery & Levine, NIPS 2016) trains a global policy
+:math:`\pi_\theta(u \mid x) = \mathcal N(\mu_\theta(x), \Sigma_\pi)` for
+:math:`M` initial conditions by alternating two steps on the samples of each
+iteration:
+
+* **C-step.** For every condition :math:`c`, fit local dynamics
+  (:func:`~gpcontrol.models.tvlg.fit_tvlg`), linearise the global policy
+  around the samples to a linear-Gaussian :math:`\bar\pi_c`
+  (:func:`linearize_policy`), and solve
+
+  .. math::
+
+      p_c \leftarrow \arg\min_p \mathbb E_p[J_c]
+      \quad\text{s.t.}\quad \sum_t \mathbb E_{p}\,\mathrm{KL}(p \,\|\, \bar\pi_c) \le \epsilon_c
+
+  with :func:`~gpcontrol.solvers.lqr_flm.lqr_flm`;
+* **S-step.** Regress the network onto the local controllers' means,
+  weighted by their precisions, over all conditions, steps and samples:
+
+  .. math::
+
+      \min_\theta\ \frac{1}{|\mathcal D|}\sum_{(c, t, i)}
+        \big(\mu_\theta(x_{cti}) - K_{ct} x_{cti} - k_{ct}\big)^\top C_{ct}^{-1}
+        \big(\mu_\theta(x_{cti}) - K_{ct} x_{cti} - k_{ct}\big),
+
+  then set :math:`\Sigma_\pi = \big(\overline{C^{-1}}\big)^{-1}`, the inverse
+  of the mean precision (the minimiser of the KL from the local controllers
+  to the policy over its covariance).
+
+The step sizes :math:`\epsilon_c = \epsilon_0\, T\, \nu_c` adapt their
+multipliers :math:`\nu_c` from predicted and actual improvements
+(:func:`~gpcontrol.solvers.lqr_flm.adapt_step_size`). Samples are drawn from
+the local controllers on the true system with Gaussian process noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike, NDArray
+
+from gpcontrol._validation import as_batch, as_float_array, check_nonnegative, check_positive
+from gpcontrol.models.gmm import GaussianMixture, select_gmm
+from gpcontrol.models.tvlg import (
+    DynamicsPrior,
+    conditional_gaussian_fit,
+    default_components,
+    fit_tvlg,
+)
+from gpcontrol.policies.linear_gaussian import LinearGaussianPolicy
+from gpcontrol.solvers.lqr_flm import (
+    LQRFLMOptions,
+    QuadraticTrajectoryCost,
+    adapt_step_size,
+    forward_marginals,
+    lqr_flm,
+)
+
+__all__ = [
+    "GaussianMLPPolicy",
+    "policy_prior",
+    "linearize_policy",
+    "s_step_loss",
+    "train_policy",
+    "MDGPSOptions",
+    "MDGPSIteration",
+    "MDGPSResult",
+    "mdgps",
+]
+
+logger = logging.getLogger(__name__)
+
+Array = NDArray[np.float64]
+Tensor = torch.Tensor
+
+
+# ---------------------------------------------------------------------------- the policy
+class GaussianMLPPolicy(torch.nn.Module):
+    r"""Global policy :math:`u \sim \mathcal N(\mu_\theta(x), \Sigma_\pi)` with a tanh MLP mean.
+
+    .. math::
+
+        \mu_\theta(x) = W_L \tanh(\cdots \tanh(W_1 \tilde x + b_1) \cdots) + b_L,
+        \qquad \tilde x = (x - o) / s,
+
+    with input offset :math:`o` and scale :math:`s` (buffers, set by
+    :meth:`set_normalization`) and a covariance buffer :math:`\Sigma_\pi`
+    (set by the S-step). float64 throughout.
+
+    Parameters
+    ----------
+    n, m : int
+        State and control dimensions.
+    hidden : sequence of int
+        Hidden layer widths; ``()`` gives an affine policy.
+    seed : int
+        Initialisation seed (the global torch RNG is left untouched).
+    """
+
+    def __init__(self, n: int, m: int, hidden: Sequence[int] = (64, 64), *, seed: int = 0):
+        super().__init__()
+        if n < 1 or m < 1:
+            raise ValueError(f"n and m must be >= 1, got {n}, {m}")
+        self.n, self.m = int(n), int(m)
+        widths = [self.n, *(int(h) for h in hidden), self.m]
+        layers: list[torch.nn.Module] = []
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            for i in range(len(widths) - 1):
+                layers.append(torch.nn.Linear(widths[i], widths[i + 1], dtype=torch.float64))
+                if i < len(widths) - 2:
+                    layers.append(torch.nn.Tanh())
+        self.net = torch.nn.Sequential(*layers)
+        self.register_buffer("offset", torch.zeros(self.n, dtype=torch.float64))
+        self.register_buffer("scale", torch.ones(self.n, dtype=torch.float64))
+        self.register_buffer("cov", torch.eye(self.m, dtype=torch.float64))
+
+    def set_normalization(self, X: ArrayLike) -> None:
+        """Set the input offset and scale to the mean and standard deviation of ``X (..., n)``."""
+        Xa = as_batch("X", X, self.n).reshape(-1, self.n)
+        sd = Xa.std(0)
+        sd = np.where(sd > 1e-8, sd, 1.0)
+        self.offset.copy_(torch.from_numpy(Xa.mean(0)))  # type: ignore[operator]
+        self.scale.copy_(torch.from_numpy(sd))  # type: ignore[operator]
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Mean :math:`\\mu_\\theta(x)` for ``x (..., n)``."""
+        return self.net((x - self.offset) / self.scale)  # type: ignore[operator]
+
+    def mean(self, x: ArrayLike) -> Array:
+        """:math:`\\mu_\\theta(x)` as NumPy, ``(..., n) -> (..., m)``."""
+        xa = as_batch("x", x, self.n)
+        with torch.no_grad():
+            return self.forward(torch.from_numpy(np.ascontiguousarray(xa))).numpy()
+
+    def controller(
+        self, rng: int | np.random.Generator | None = None, *, deterministic: bool = False
+    ) -> Any:
+        """A callable ``(x, t) -> u`` for rollouts: the mean, or samples from ``rng``."""
+        if not deterministic and rng is None:
+            raise ValueError("pass rng= to sample, or deterministic=True")
+        gen = None if deterministic else np.random.default_rng(rng)
+        chol = np.linalg.cholesky(self.cov.numpy())  # type: ignore[operator]
+
+        def act(x: ArrayLike, t: int) -> Array:
+            mu = self.mean(x)
+            if gen is None:
+                return mu
+            return mu + gen.standard_normal(mu.shape) @ chol.T
+
+        return act
+
+
+# ---------------------------------------------------------------------------- linearisation
+def policy_prior(policy: GaussianMLPPolicy, X: ArrayLike, *, seed: int = 0) -> GaussianMixture:
+    r"""Gaussian mixture over the pairs :math:`(x, \mu_\theta(x))` of the states ``X (..., n)``.
+
+    The size is chosen by BIC (:func:`~gpcontrol.models.gmm.select_gmm`) with
+    a ridge of :math:`10^{-9}` (standardised units): the pairs of a nearly
+    affine network lie close to a linear subspace.
+    """
+    if not isinstance(policy, GaussianMLPPolicy):
+        raise TypeError(f"policy must be a GaussianMLPPolicy, got {type(policy).__name__}")
+    Xa = as_batch("X", X, policy.n).reshape(-1, policy.n)
+    P = np.concatenate([Xa, policy.mean(Xa)], axis=-1)
+    return select_gmm(P, default_components(P.shape[0]), seed=seed, regularization=1e-9)
+
+
+def linearize_policy(
+    policy: GaussianMLPPolicy,
+    X: ArrayLike,
+    *,
+    prior: GaussianMixture | None = None,
+    strength: float = 1.0,
+    seed: int = 0,
+    regularization: float = 1e-10,
+) -> LinearGaussianPolicy:
+    r"""Linear-Gaussian approximation of the global policy around sample states.
+
+    .. math::
+
+        \bar\pi(u \mid x, t) = \mathcal N(\bar K_t x + \bar k_t,\ \bar C_t)
+
+    At every step the joint of :math:`(x_t, \mu_\theta(x_t))` over the
+    samples is regressed as in the dynamics fit
+    (:func:`~gpcontrol.models.tvlg.conditional_gaussian_fit`), with a
+    Gaussian-mixture prior over the pooled pairs of all steps (Montgomery &
+    Levine, NIPS 2016; the policy prior of Levine et al., JMLR 2016):
+
+    .. math::
+
+        \bar K_t = \hat\Sigma_{ux}\hat\Sigma_{xx}^{-1},\quad
+        \bar k_t = \bar u_t - \bar K_t \bar x_t,\quad
+        \bar C_t = \hat\Sigma_{uu} - \bar K_t\hat\Sigma_{xx}\bar K_t^\top + \Sigma_\pi .
+
+    For an affine network the residual vanishes and :math:`\bar K_t` is its
+    weight matrix (up to the ridge ``regularization``).
+
+    Parameters
+    ----------
+    policy : GaussianMLPPolicy
+    X : array_like, shape (N, T, n)
+        Sample states (``X[:, :-1]`` of trajectories).
+    prior : GaussianMixture, optional
+        Over :math:`(x, u)` pairs (:func:`policy_prior`, e.g. fitted once on
+        the states of all conditions); default: :func:`policy_prior` of ``X``.
+    strength : float
+        Prior pseudo-observations :math:`n_0`.
+    seed : int
+        Mixture-fit seed when ``prior`` is None.
+    regularization : float
+        Ridge on :math:`\hat\Sigma_{xx}`.
+
+    Returns
+    -------
+    LinearGaussianPolicy
+    """
+    if not isinstance(policy, GaussianMLPPolicy):
+        raise TypeError(f"policy must be a GaussianMLPPolicy, got {type(policy).__name__}")
+    n = policy.n
+    Xa = as_float_array("X", X)
+    if Xa.ndim != 3 or Xa.shape[-1] != n:
+        raise ValueError(f"X must have shape (N, T, {n}), got {Xa.shape}")
+    Z = np.concatenate([Xa, policy.mean(Xa)], axis=-1)
+    mixture = policy_prior(policy, Xa, seed=seed) if prior is None else prior
+    K, k, S = conditional_gaussian_fit(
+        Z, n, prior=mixture, strength=strength, regularization=regularization, require_pd=False
+    )
+    cov = S + policy.cov.numpy()[None]  # type: ignore[operator]
+    return LinearGaussianPolicy(K, k, 0.5 * (cov + np.swapaxes(cov, 1, 2)))
+
+
+# ---------------------------------------------------------------------------- S-step
+def s_step_loss(policy: GaussianMLPPolicy, x: Tensor, target: Tensor, precision: Tensor) -> Tensor:
+    r"""S-step loss: the precision-weighted squared error of the network's mean.
+
+    .. math::
+
+        \mathcal L(\theta) = \frac1B \sum_b d_b^\top P_b d_b,\qquad
+        d_b = \mu_\theta(x_b) - \mu_b .
+
+    Parameters
+    ----------
+    policy : GaussianMLPPolicy
+    x : torch.Tensor, shape (B, n)
+    target : torch.Tensor, shape (B, m)
+        Local controllers' means :math:`K_t x + k_t`.
+    precision : torch.Tensor, shape (B, m, m)
+        :math:`C_t^{-1}`.
+    """
+    d = policy(x) - target
+    return torch.einsum("bi,bij,bj->b", d, precision, d).mean()
+
+
+def train_policy(
+    policy: GaussianMLPPolicy,
+    x: ArrayLike,
+    target: ArrayLike,
+    precision: ArrayLike,
+    *,
+    iterations: int = 1000,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> list[float]:
+    r"""S-step: minimise :func:`s_step_loss` by Adam, then set :math:`\Sigma_\pi = \bar P^{-1}`.
+
+    :math:`\bar P` is the mean of the target precisions.
+
+    Parameters
+    ----------
+    policy : GaussianMLPPolicy
+        Trained in place; its input normalisation is reset to ``x``.
+    x : array_like, shape (B, n)
+    target : array_like, shape (B, m)
+    precision : array_like, shape (B, m, m)
+    iterations, batch_size, lr : int, int, float
+        Adam steps, minibatch size and learning rate (Kingma & Ba, ICLR 2015).
+    seed : int
+        Minibatch order.
+
+    Returns
+    -------
+    list of float
+        The full-data loss every 100 steps and at the end.
+    """
+    n, m = policy.n, policy.m
+    xa = as_batch("x", x, n).reshape(-1, n)
+    ta = as_batch("target", target, m).reshape(-1, m)
+    Pa = as_float_array("precision", precision)
+    if Pa.shape != (xa.shape[0], m, m) or ta.shape[0] != xa.shape[0]:
+        raise ValueError(
+            f"x, target, precision must have shapes (B, {n}), (B, {m}), (B, {m}, {m}); "
+            f"got {xa.shape}, {ta.shape}, {Pa.shape}"
+        )
+    policy.set_normalization(xa)
+    X, Y, Pr = (torch.from_numpy(np.ascontiguousarray(a)) for a in (xa, ta, Pa))
+    opt = torch.optim.Adam(policy.parameters(), lr=check_positive("lr", lr))
+    rng = np.random.default_rng(seed)
+    B = X.shape[0]
+    losses: list[float] = []
+    for i in range(int(iterations)):
+        idx = torch.from_numpy(rng.integers(0, B, size=min(int(batch_size), B)))
+        opt.zero_grad()
+        loss = s_step_loss(policy, X[idx], Y[idx], Pr[idx])
+        loss.backward()  # type: ignore[no-untyped-call]
+        opt.step()
+        if i % 100 == 0:
+            with torch.no_grad():
+                losses.append(float(s_step_loss(policy, X, Y, Pr)))
+    with torch.no_grad():
+        losses.append(float(s_step_loss(policy, X, Y, Pr)))
+        mean_prec = Pr.mean(0)
+        cov = torch.linalg.inv(0.5 * (mean_prec + mean_prec.mT))
+        policy.cov.copy_(0.5 * (cov + cov.mT))  # type: ignore[operator]
+    return losses
+
+
+# ---------------------------------------------------------------------------- the loop
+@dataclasses.dataclass(frozen=True)
+class MDGPSOptions:
+    r"""Options of :func:`mdgps`.
+
+    Attributes
+    ----------
+    iterations : int
+    samples : int
+        Rollouts per condition and iteration.
+    kl_step : float
+        :math:`\epsilon_0`, KL per time step; :math:`\epsilon_c = \epsilon_0 T \nu_c`.
+    step_range : (float, float)
+        Clip of the multipliers :math:`\nu_c`.
+    init_variance : float
+        Variance of the initial local controllers when none are given.
+    x0_std, process_noise_std : float
+        Standard deviations of the initial state and of additive process noise.
+    hidden : tuple of int
+        Network widths.
+    policy_iterations, batch_size, lr : int, int, float
+        S-step optimisation.
+    seed : int
+    """
+
+    iterations: int = 10
+    samples: int = 5
+    kl_step: float = 0.2
+    step_range: tuple[float, float] = (0.01, 10.0)
+    init_variance: float = 1.0
+    x0_std: float = 0.0
+    process_noise_std: float = 0.0
+    hidden: tuple[int, ...] = (64, 64)
+    policy_iterations: int = 1000
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "samples", "policy_iterations", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_positive("kl_step", self.kl_step)
+        check_positive("init_variance", self.init_variance)
+        check_nonnegative("x0_std", self.x0_std)
+        check_nonnegative("process_noise_std", self.process_noise_std)
+        check_positive("lr", self.lr)
+        lo, hi = self.step_range
+        if not 0 < lo <= 1 <= hi:
+            raise ValueError(f"step_range must satisfy 0 < low <= 1 <= high, got {self.step_range}")
+
+
+@dataclasses.dataclass(frozen=True)
+class MDGPSIteration:
+    """Record of one MDGPS iteration.
+
+    Attributes
+    ----------
+    sample_costs : ndarray, shape (M,)
+        Mean true cost of the iteration's samples per condition.
+    policy_costs : ndarray, shape (M,)
+        True cost of the network's mean from each condition's mean start, after the S-step.
+    epsilon : ndarray, shape (M,)
+        KL bounds used in the C-step.
+    kl : ndarray, shape (M,)
+        KL reached.
+    statuses : tuple of str
+        C-step statuses.
+    s_step_loss : float
+        Final S-step loss.
+    seconds : float
+    """
+
+    sample_costs: Array
+    policy_costs: Array
+    epsilon: Array
+    kl: Array
+    statuses: tuple[str, ...]
+    s_step_loss: float
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class MDGPSResult:
+    """Result of :func:`mdgps`: the network, the last local controllers and the history."""
+
+    policy: GaussianMLPPolicy
+    controllers: tuple[LinearGaussianPolicy, ...]
+    history: tuple[MDGPSIteration, ...]
+    rollouts: int
+
+
+def _sample(
+    system: Any,
+    controller: Any,
+    x0: Array,
+    T: int,
+    N: int,
+    opt: MDGPSOptions,
+    rng: np.random.Generator,
+) -> tuple[Array, Array]:
+    n = x0.shape[0]
+    X = np.empty((N, T + 1, n))
+    U = np.empty((N, T, int(system.m)))
+    X[:, 0] = x0 + opt.x0_std * rng.standard_normal((N, n))
+    for t in range(T):
+        U[:, t] = controller(X[:, t], t)
+        X[:, t + 1] = system.step(X[:, t], U[:, t])
+        if opt.process_noise_std > 0:
+            X[:, t + 1] += opt.process_noise_std * rng.standard_normal((N, n))
+    if not np.isfinite(X).all():
+        raise FloatingPointError("a rollout diverged (non-finite state)")
+    return X, U
+
+
+def _true_cost(cost: Any, X: Array, U: Array) -> Array:
+    return np.asarray(cost.l(X[:, :-1], U)).sum(-1) + np.asarray(cost.l_T(X[:, -1]))
+
+
+def mdgps(
+    system: Any,
+    costs: Sequence[Any],
+    x0s: ArrayLike,
+    T: int,
+    *,
+    init_controllers: Sequence[LinearGaussianPolicy] | None = None,
+    options: MDGPSOptions | None = None,
+) -> MDGPSResult:
+    r"""Mirror-descent guided policy search (Montgomery & Levine, NIPS 2016).
+
+    Per iteration: draw ``samples`` rollouts from each local controller on
+    ``system`` (plus noise), fit a shared dynamics prior and per-condition
+    TVLG models, linearise the network at the samples, take the C-step
+    (KL-constrained LQG toward the linearised network) and the S-step
+    (precision-weighted regression), and adapt each condition's step from
+    the predicted and actual improvement of the expected cost. On the first
+    iteration the network is first fitted to the initial controllers.
+
+    Parameters
+    ----------
+    system : Dynamics
+        True dynamics with batched ``step(x, u)`` (e.g. a
+        :class:`~gpcontrol.systems.System`).
+    costs : sequence of Cost
+        One cost per condition (length ``M``).
+    x0s : array_like, shape (M, n)
+        Mean initial state of each condition.
+    T : int
+        Horizon.
+    init_controllers : sequence of LinearGaussianPolicy, optional
+        Default: :math:`\mathcal N(0, \sigma^2 I)` with ``init_variance``.
+    options : MDGPSOptions, optional
+
+    Returns
+    -------
+    MDGPSResult
+    """
+    opt = MDGPSOptions() if options is None else options
+    n, m = int(system.n), int(system.m)
+    X0 = as_float_array("x0s", x0s)
+    if X0.ndim != 2 or X0.shape[1] != n:
+        raise ValueError(f"x0s must have shape (M, {n}), got {X0.shape}")
+    M = X0.shape[0]
+    if len(costs) != M:
+        raise ValueError(f"costs must have one entry per condition ({M}), got {len(costs)}")
+    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+        raise ValueError(f"T must be a positive integer, got {T!r}")
+    if init_controllers is None:
+        ctrl = [
+            LinearGaussianPolicy.from_gains(np.zeros((m, n)), np.zeros(m), opt.init_variance, T=T)
+            for _ in range(M)
+        ]
+    else:
+        ctrl = list(init_controllers)
+        if len(ctrl) != M or any((c.T, c.n, c.m) != (T, n, m) for c in ctrl):
+            raise ValueError(
+                f"init_controllers must be {M} controllers with (T, n, m) = {(T, n, m)}"
+            )
+    rng = np.random.default_rng(opt.seed)
+    policy = GaussianMLPPolicy(n, m, opt.hidden, seed=opt.seed)
+    x0_cov = (opt.x0_std**2 + 1e-8) * np.eye(n)
+    mult = np.ones(M)
+    history: list[MDGPSIteration] = []
+    prev: list[tuple[Any, QuadraticTrajectoryCost, float] | None] = [None] * M
+    rollouts = 0
+    for it in range(opt.iterations):
+        t0 = time.perf_counter()
+        samples = [
+            _sample(system, ctrl[c].seeded(rng), X0[c], T, opt.samples, opt, rng) for c in range(M)
+        ]
+        rollouts += M * opt.samples
+        sample_costs = np.array([_true_cost(costs[c], *samples[c]).mean() for c in range(M)])
+        Xall = np.concatenate([s[0] for s in samples])
+        Uall = np.concatenate([s[1] for s in samples])
+        prior = DynamicsPrior.fit(Xall, Uall, seed=opt.seed + it)
+        dyns = [fit_tvlg(X, U, prior=prior) for X, U in samples]
+        cost_models = [QuadraticTrajectoryCost.from_cost(costs[c], *samples[c]) for c in range(M)]
+        # Step-size adaptation from the previous C-step's prediction.
+        for c in range(M):
+            if prev[c] is None:
+                continue
+            prev_dyn, prev_cost, prev_old_value = prev[c]  # type: ignore[misc]
+            pred_new = prev_cost.expected(forward_marginals(prev_dyn, ctrl[c], X0[c], x0_cov))
+            actual_new = cost_models[c].expected(forward_marginals(dyns[c], ctrl[c], X0[c], x0_cov))
+            nu = adapt_step_size(
+                mult[c],
+                prev_old_value - pred_new,
+                prev_old_value - actual_new,
+                epsilon_min=opt.step_range[0],
+                epsilon_max=opt.step_range[1],
+            )
+            mult[c] = nu
+        if it == 0:  # catch the network up with the initial controllers
+            _s_step(policy, samples, ctrl, opt, seed=opt.seed)
+        states = np.stack([s[0][:, :-1] for s in samples])  # (M, N, T, n)
+        pol_prior = policy_prior(policy, states, seed=opt.seed + it)
+        eps = opt.kl_step * T * mult
+        kls, statuses = np.zeros(M), []
+        for c in range(M):
+            lin = linearize_policy(policy, states[c], prior=pol_prior)
+            old_value = cost_models[c].expected(forward_marginals(dyns[c], ctrl[c], X0[c], x0_cov))
+            res = lqr_flm(
+                dyns[c],
+                cost_models[c],
+                lin,
+                X0[c],
+                x0_cov,
+                epsilon=float(eps[c]),
+                options=LQRFLMOptions(),
+            )
+            statuses.append(res.status)
+            kls[c] = res.kl
+            if res.policy is not None:
+                ctrl[c] = res.policy
+            else:
+                logger.warning("mdgps: condition %d keeps its controller (%s)", c, res.message)
+            prev[c] = (dyns[c], cost_models[c], old_value)
+        loss = _s_step(policy, samples, ctrl, opt, seed=opt.seed + 1000 + it)
+        det = policy.controller(deterministic=True)
+        pol_costs = np.array(
+            [
+                float(
+                    _true_cost(costs[c], *_sample(system, det, X0[c], T, 1, _noiseless(opt), rng))[
+                        0
+                    ]
+                )
+                for c in range(M)
+            ]
+        )
+        history.append(
+            MDGPSIteration(
+                sample_costs, pol_costs, eps.copy(), kls, tuple(statuses), loss,
+                time.perf_counter() - t0,
+            )
+        )  # fmt: skip
+        logger.info(
+            "mdgps iteration %d: sample cost %s, policy cost %s, kl %s",
+            it, np.round(sample_costs, 4), np.round(pol_costs, 4), np.round(kls, 4),
+        )  # fmt: skip
+    return MDGPSResult(policy, tuple(ctrl), tuple(history), rollouts)
+
+
+def _noiseless(opt: MDGPSOptions) -> MDGPSOptions:
+    return dataclasses.replace(opt, x0_std=0.0, process_noise_std=0.0)
+
+
+def _s_step(
+    policy: GaussianMLPPolicy,
+    samples: list[tuple[Array, Array]],
+    ctrl: list[LinearGaussianPolicy],
+    opt: MDGPSOptions,
+    *,
+    seed: int,
+) -> float:
+    xs, targets, precs = [], [], []
+    for (X, _), c in zip(samples, ctrl, strict=True):
+        S = X[:, :-1]  # (N, T, n)
+        xs.append(S.reshape(-1, S.shape[-1]))
+        mu = np.einsum("tij,ntj->nti", c.K, S) + c.k
+        targets.append(mu.reshape(-1, c.m))
+        precs.append(
+            np.broadcast_to(c.precision, (S.shape[0], *c.precision.shape)).reshape(-1, c.m, c.m)
+        )
+    losses = train_policy(
+        policy,
+        np.concatenate(xs),
+        np.concatenate(targets),
+        np.concatenate(precs),
+        iterations=opt.policy_iterations,
+        batch_size=opt.batch_size,
+        lr=opt.lr,
+        seed=seed,
+    )
+    if not math.isfinite(losses[-1]):
+        raise FloatingPointError("the S-step loss is not finite")
+    return losses[-1]
