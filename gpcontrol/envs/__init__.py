@@ -1,8 +1,8 @@
 """Gymnasium environments built from gpcontrol's systems.
 
 Importing :mod:`gpcontrol` registers the built-in tasks with Gymnasium (once,
-even if imported again; see :mod:`gpcontrol._registry`), so that ``gymnasium.make("gpcontrol/CartPoleSwingUp-v0")``
-works:
+even if imported again; see :mod:`gpcontrol._registry`), so that
+``gymnasium.make("gpcontrol/CartPoleSwingUp-v0")`` works:
 
 ====================================  ===========================  =====
 id                                    class                        steps
