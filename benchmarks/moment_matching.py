@@ -8,7 +8,8 @@ and covariance), for N training points, D = 6 inputs and E = 4 outputs. Reported
   (``_reference_moment_match``: loops over outputs and training points) and their ratio;
 * a 40-step PILCO horizon: belief propagation (trig features, sine-squashed linear policy,
   moment matching) through a cart-pole GP model fitted on 300 random transitions (D = 6
-  features, E = 4 outputs), forward and with the gradient with respect to the policy;
+  features, E = 4 outputs), forward and with the gradient with respect to the policy, and
+  the same horizon with the linearised and unscented approximations for comparison;
 * the leading-order flop count of the forward pass,
   ``P N^2 (2 D + 6) + 2 E N^2`` with ``P = E (E + 1) / 2`` output pairs
   (cross term, exponent assembly, two weighted reductions, the trace), and the achieved
@@ -22,6 +23,7 @@ inflate it. Run:  python benchmarks/moment_matching.py [--quick]
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -151,9 +153,9 @@ def horizon(T: int = 40, N: int = 300, quick: bool = False) -> None:
             policy = squashed(linear_policy_moments(K, k), float(system.u_high[0]))
             propagate_horizon(model, mu0, S0, policy, T)
 
-    def forward_backward() -> None:
+    def forward_backward(method: str = "moment_matching") -> None:
         policy = squashed(linear_policy_moments(K, k), float(system.u_high[0]))
-        belief = propagate_horizon(model, mu0, S0, policy, T)
+        belief = propagate_horizon(model, mu0, S0, policy, T, method=method)
         torch.diagonal(belief.cov, dim1=-2, dim2=-1).sum().backward()
 
     reps = 2 if quick else 5
@@ -164,6 +166,12 @@ def horizon(T: int = 40, N: int = 300, quick: bool = False) -> None:
         f"forward {t_f * 1e3:.0f} ms, forward + gradient {t_fb * 1e3:.0f} ms "
         f"({t_fb / T * 1e3:.1f} ms per step)"
     )
+    for method in ("linearized", "unscented"):
+        t_m = median_time(functools.partial(forward_backward, method), reps)
+        print(
+            f"{T}-step horizon, {method} propagation (gpcontrol.models.approximate): "
+            f"forward + gradient {t_m * 1e3:.0f} ms (moment matching / this: {t_fb / t_m:.1f})"
+        )
 
 
 if __name__ == "__main__":

@@ -7,12 +7,21 @@
 * :mod:`gpcontrol.models.moments` -- exact mean, covariance and input-output
   covariance of a multi-output SE-ARD GP (exact or sparse) at a Gaussian input.
 * :mod:`gpcontrol.models.propagation` -- squashed-control moments and
-  one-step / multi-step belief propagation (PILCO), plus a particle reference.
+  one-step / multi-step belief propagation (PILCO), plus a particle reference;
+  :mod:`gpcontrol.models.approximate` -- linearised (EKF) and unscented
+  propagation behind the same interface.
 * :mod:`gpcontrol.models.tvlg` -- time-varying linear-Gaussian dynamics fitted
   from a few trajectories with a Gaussian-mixture (normal-inverse-Wishart)
   prior; :mod:`gpcontrol.models.gmm` -- the mixture itself.
 """
 
+from gpcontrol.models.approximate import (
+    linearized_transform,
+    propagate_joint,
+    propagate_linearized,
+    propagate_unscented,
+    unscented_transform,
+)
 from gpcontrol.models.gmm import GaussianMixture, fit_gmm, select_gmm
 from gpcontrol.models.gp import GPDynamics, GPFitReport
 from gpcontrol.models.moments import GPMoments, GPTerms, moment_match
@@ -51,6 +60,11 @@ __all__ = [
     "propagate_particles",
     "squash_moments",
     "squashed",
+    "propagate_linearized",
+    "propagate_unscented",
+    "propagate_joint",
+    "unscented_transform",
+    "linearized_transform",
     "TVLGDynamics",
     "DynamicsPrior",
     "fit_tvlg",

@@ -254,7 +254,10 @@ def moment_match(
     :math:`\operatorname{tr}(W_a Q^{aa})` are fused with :math:`Q` in one
     autograd function whose backward pass costs two batched
     :math:`N\times N\times D` products per output pair; :math:`Q` is never
-    returned.
+    returned. The whole exponent :math:`\log Q` comes from one matrix product
+    of augmented factors, and the weights
+    :math:`\beta_a\beta_b^\top - [a=b]W_a` are cached on ``gp`` when they need
+    no gradient, so that a horizon does not rebuild them at every step.
 
     Parameters
     ----------
@@ -307,14 +310,9 @@ def moment_match(
     P, N, D = A.shape[-3:]
 
     def pair_sums(ia: Tensor, ib: Tensor) -> Tensor:
-        out = _ExpQuadSum.apply(
-            ea.reshape(-1, P, N),
-            eb.reshape(-1, P, N),
-            A.reshape(-1, P, N, D),
-            B.reshape(-1, P, N, D),
-            gp.beta[ia],
-            gp.beta[ib],
-            gp.W,
+        Aa, Bb = _augmented_factors(ea, eb, A, B)
+        out = _ExpDot.apply(
+            Aa.reshape(-1, P, N, D + 2), Bb.reshape(-1, P, N, D + 2), _pair_weights(gp)
         )
         return out.reshape(*batch, P)
 
@@ -352,10 +350,12 @@ def _pair_exponents(gp: GPTerms, m: Tensor, s: Tensor) -> tuple[Tensor, Tensor, 
 
         e^a_i = \log k_a(x_i, m) + \tfrac12 y_{ai}^\top G y_{ai} - \tfrac12\log|B_{ab}+I|,\quad
         e^b_j = \log k_b(x_j, m) + \tfrac12 y_{bj}^\top G y_{bj},\quad
-        A_i = G y_{ai},\ B_j = y_{bj},
+        A_i = \tilde G \zeta_{ai},\ B_j = \zeta_{bj},
 
-    with :math:`y_{ai} = P_{ab}^{-1/2}\Lambda_a^{-1}\nu_i` and
-    :math:`G = I - (B_{ab} + I)^{-1}`. Shapes ``(..., P, N)`` and ``(..., P, N, D)``.
+    with :math:`\zeta_{ai} = \Lambda_a^{-1}\nu_i`, :math:`y_{ai} = P_{ab}^{-1/2}\zeta_{ai}`,
+    :math:`G = I - (B_{ab} + I)^{-1}` and :math:`\tilde G = P_{ab}^{-1/2} G P_{ab}^{-1/2}`
+    (so :math:`y_{ai}^\top G y_{bj} = \zeta_{ai}^\top \tilde G \zeta_{bj}`).
+    Shapes ``(..., P, N)`` and ``(..., P, N, D)``.
     """
     D = gp.D
     inv_ell = 1.0 / gp.lengthscales
@@ -371,75 +371,89 @@ def _pair_exponents(gp: GPTerms, m: Tensor, s: Tensor) -> tuple[Tensor, Tensor, 
     w = nu.unsqueeze(-3) * inv_ell[:, None, :]  # Lambda^{-1/2} nu, (..., E, N, D)
     log_k = torch.log(gp.signal_var)[:, None] - 0.5 * (w * w).sum(-1)  # log k_a(x_i, m)
     zeta = w * inv_ell[:, None, :]  # Lambda^{-1} nu
-    ya = zeta[..., ia, :, :] / p[:, None, :]  # (..., P, N, D)
-    yb = zeta[..., ib, :, :] / p[:, None, :]
-    Ga = ya @ G
-    Gb = yb @ G
-    ea = log_k[..., ia, :] + 0.5 * (Ga * ya).sum(-1) - 0.5 * logdet.unsqueeze(-1)
-    eb = log_k[..., ib, :] + 0.5 * (Gb * yb).sum(-1)
-    return ea, eb, Ga, yb
+    # y' G y = zeta' Gs zeta with Gs = P^{-1/2} G P^{-1/2}: no division of (P, N, D) arrays,
+    # and both sides of every pair through one batched product
+    Gs = G / (p[:, :, None] * p[:, None, :])
+    za, zb = zeta[..., ia, :, :], zeta[..., ib, :, :]  # (..., P, N, D)
+    N = za.shape[-2]
+    Gz = torch.cat([za, zb], dim=-2) @ Gs
+    Ga, Gb = Gz[..., :N, :], Gz[..., N:, :]
+    ea = log_k[..., ia, :] + 0.5 * (Ga * za).sum(-1) - 0.5 * logdet.unsqueeze(-1)
+    eb = log_k[..., ib, :] + 0.5 * (Gb * zb).sum(-1)
+    return ea, eb, Ga, zb
 
 
-class _ExpQuadSum(torch.autograd.Function):
-    r"""Fused :math:`T_p = \beta_a^\top Q_p \beta_b - [a=b]\operatorname{tr}(W_a Q_p)`.
+class _ExpDot(torch.autograd.Function):
+    r"""Fused :math:`T_p = \langle \Omega_p, Q_p\rangle`, :math:`Q_p = \exp(A_p B_p^\top)`.
 
-    With :math:`Q_p = \exp(e^a \mathbf 1^\top + \mathbf 1 (e^b)^\top + A B^\top)`
-    per batch element and pair ``p`` (pairs ordered as :func:`_pairs`, so the
-    first ``E`` are the diagonal ones); inputs ``ea, eb (Bt, P, N)``,
-    ``A, B (Bt, P, N, D)``, ``ba, bb (P, N)``, ``W (E, N, N)``; output
-    ``(Bt, P)``. With :math:`H = g\,(\beta_a\beta_b^\top - [a=b] W_a)\circ Q`
-    the gradients are :math:`H\mathbf 1`, :math:`H^\top\mathbf 1`,
-    :math:`H B`, :math:`H^\top A`, :math:`g\,Q\beta_b`, :math:`g\,Q^\top\beta_a`
-    and :math:`-g\,Q`.
+    Per batch element and output pair ``p``: ``A, B (Bt, P, N, K)`` are the
+    augmented factors of :math:`\log Q` (so one matrix product gives the whole
+    exponent, see :func:`_augmented_factors`), ``Omega (P, N, N)`` the weights
+    :math:`\beta_a\beta_b^\top - [a=b] W_a`; output ``(Bt, P)``. With
+    :math:`H = g\,\Omega\circ Q` the gradients are :math:`H B`,
+    :math:`H^\top A` and :math:`\sum_{\text{batch}} g\,Q`. The products are
+    formed as ``(B^T H^T)^T`` and ``(A^T H)^T``, the layouts that BLAS runs
+    fastest for a thin right factor.
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any,
-        ea: Tensor,
-        eb: Tensor,
-        A: Tensor,
-        B: Tensor,
-        ba: Tensor,
-        bb: Tensor,
-        W: Tensor,
-    ) -> Tensor:
-        E = W.shape[0]
-        Bt, P, N, D = A.shape
-        Q = torch.baddbmm(
-            ea.reshape(Bt * P, N, 1), A.reshape(Bt * P, N, D), B.reshape(Bt * P, N, D).mT
-        ).view(Bt, P, N, N)
-        Q.add_(eb.unsqueeze(-2)).exp_()
-        T = (Q * bb.unsqueeze(-2)).sum(-1).mul_(ba).sum(-1)  # beta_a' Q beta_b, (Bt, P)
-        T[:, :E] -= (W * Q[:, :E]).sum((-2, -1))
-        ctx.save_for_backward(ea, eb, A, B, ba, bb, W, Q)
+    def forward(ctx: Any, A: Tensor, B: Tensor, Omega: Tensor) -> Tensor:  # type: ignore[override]
+        Bt, P, N, K = A.shape
+        Q = torch.bmm(A.reshape(Bt * P, N, K), B.reshape(Bt * P, N, K).mT).view(Bt, P, N, N)
+        Q.exp_()
+        keep_q = bool(ctx.needs_input_grad[2])
+        H = Q * Omega if keep_q else Q.mul_(Omega)  # without Omega's gradient Q is not needed
+        T = H.sum((-2, -1))
+        # H = Omega o Q is what the backward pass needs (it scales it by g per pair)
+        ctx.save_for_backward(A, B, Omega, H, Q if keep_q else None)
         return T
 
     @staticmethod
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        ea, eb, A, B, ba, bb, W, Q = ctx.saved_tensors
-        E = W.shape[0]
+        A, B, Omega, H, Q = ctx.saved_tensors
+        gg = g[..., None, None]
         if torch.is_grad_enabled():
             # create_graph=True: rebuild Q from the inputs so that this backward pass is
             # itself differentiable (correct second derivatives, not silently truncated ones)
-            Q = torch.exp(A @ B.mT + ea.unsqueeze(-1) + eb.unsqueeze(-2))
-        need = ctx.needs_input_grad
-        gba = gbb = gW = None
-        if need[4]:
-            gba = (g.unsqueeze(-1) * (Q * bb.unsqueeze(-2)).sum(-1)).sum(0)
-        if need[5]:
-            gbb = (g.unsqueeze(-1) * (Q * ba.unsqueeze(-1)).sum(-2)).sum(0)
-        gd = g[:, :E, None, None]
-        if need[6]:
-            gW = -(gd * Q[:, :E]).sum(0)
-        # H = g (beta_a beta_b' - [a=b] W_a) o Q
-        H = Q * (g.unsqueeze(-1) * ba).unsqueeze(-1) * bb.unsqueeze(-2)
-        H[:, :E] -= gd * W * Q[:, :E]  # no autograd saves H itself, so in place is safe
-        gea = H.sum(-1)
-        geb = H.sum(-2)
-        gA = H @ B if need[2] else None
-        gB = H.mT @ A if need[3] else None
-        return gea, geb, gA, gB, gba, gbb, gW
+            Q = torch.exp(A @ B.mT)
+            H = gg * Omega * Q
+            gO = (gg * Q).sum(0) if ctx.needs_input_grad[2] else None
+            return H @ B, H.mT @ A, gO
+        gA = gB = gO = None
+        if ctx.needs_input_grad[0]:
+            gA = gg * (B.mT @ H.mT).mT
+        if ctx.needs_input_grad[1]:
+            gB = gg * (A.mT @ H).mT
+        if ctx.needs_input_grad[2]:
+            gO = (gg * Q).sum(0)
+        return gA, gB, gO
+
+
+def _augmented_factors(ea: Tensor, eb: Tensor, A: Tensor, B: Tensor) -> tuple[Tensor, Tensor]:
+    r"""Augmented factors ``[A, e^a, 1]`` and ``[B, 1, e^b]``.
+
+    Their product is :math:`\log Q = e^a \mathbf 1^\top + \mathbf 1 (e^b)^\top + A B^\top`.
+    """
+    one = torch.ones_like(ea).unsqueeze(-1)
+    return torch.cat([A, ea.unsqueeze(-1), one], -1), torch.cat([B, one, eb.unsqueeze(-1)], -1)
+
+
+def _pair_weights(gp: GPTerms) -> Tensor:
+    r"""Weights :math:`\Omega_p = \beta_a\beta_b^\top - [a=b]W_a` of the pairs, ``(P, N, N)``.
+
+    Depends on the GP alone, so it is cached on ``gp`` when neither ``beta`` nor
+    ``W`` requires a gradient (a belief propagation over a horizon reuses it).
+    """
+    cached = gp.__dict__.get("_pair_weights")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    ia, ib = _pairs(gp.E)
+    E = gp.E
+    Omega = gp.beta[ia].unsqueeze(-1) * gp.beta[ib].unsqueeze(-2)
+    Omega = torch.cat([Omega[:E] - gp.W, Omega[E:]])
+    if not (gp.beta.requires_grad or gp.W.requires_grad):
+        object.__setattr__(gp, "_pair_weights", Omega.detach())
+    return Omega
 
 
 def _assemble(

@@ -275,6 +275,7 @@ def propagate(
     policy: PolicyMoments,
     *,
     include_noise: bool = False,
+    method: str = "moment_matching",
 ) -> tuple[Tensor, Tensor]:
     r"""One moment-matching step :math:`(\mu_t, \Sigma_t) \to (\mu_{t+1}, \Sigma_{t+1})`.
 
@@ -299,12 +300,20 @@ def propagate(
     include_noise : bool
         Add the GP's observation-noise variance to the state covariance
         (predict a noisy measured state rather than the latent one).
+    method : {"moment_matching", "linearized", "unscented"}
+        Exact moment matching (default), or the EKF-style / unscented
+        approximations of :func:`gpcontrol.models.approximate.propagate_joint`
+        applied to the same joint Gaussian of ``[x, u]``.
 
     Returns
     -------
     mean : Tensor, shape (n,)
     cov : Tensor, shape (n, n)
     """
+    if method not in ("moment_matching", "linearized", "unscented"):
+        raise ValueError(
+            f"method must be 'moment_matching', 'linearized' or 'unscented', got {method!r}"
+        )
     n, m = model.n, model.m
     mu = _t(mean)
     if mu.shape != (n,):
@@ -319,6 +328,11 @@ def propagate(
     Sxu = Sigma @ u.C
     m_xu = torch.cat([mu, u.M])
     S_xu = torch.cat([torch.cat([Sigma, Sxu], 1), torch.cat([Sxu.T, u.S], 1)], 0)
+    if method != "moment_matching":
+        from gpcontrol.models.approximate import propagate_joint  # lazy: it imports this module
+
+        S_xu = 0.5 * (S_xu + S_xu.T)
+        return propagate_joint(model, m_xu, S_xu, method=method, include_noise=include_noise)
     mean_z, cov_z, cov_xz = _feature_moments(model, m_xu, 0.5 * (S_xu + S_xu.T))
     gm = moment_match(model.terms(), mean_z, cov_z, include_noise=include_noise)
     Sx_delta = cov_xz @ gm.C
@@ -334,12 +348,15 @@ def propagate_horizon(
     T: int,
     *,
     include_noise: bool = False,
+    method: str = "moment_matching",
 ) -> BeliefTrajectory:
     r"""``T`` steps of :func:`propagate`: beliefs :math:`\mathcal N(\mu_t, \Sigma_t)`, t = 0..T.
 
     .. math::
 
         (\mu_{t+1}, \Sigma_{t+1}) = \operatorname{propagate}(\mu_t, \Sigma_t), \quad t = 0..T-1.
+
+    ``method`` is passed to every step (:func:`propagate`).
 
     Returns
     -------
@@ -352,7 +369,7 @@ def propagate_horizon(
     mu, Sigma = _t(mean0), check_covariance("cov0", cov0, model.n)
     means, covs = [mu], [Sigma]
     for _ in range(T):
-        mu, Sigma = propagate(model, mu, Sigma, policy, include_noise=include_noise)
+        mu, Sigma = propagate(model, mu, Sigma, policy, include_noise=include_noise, method=method)
         means.append(mu)
         covs.append(Sigma)
     return BeliefTrajectory(mean=torch.stack(means), cov=torch.stack(covs))
