@@ -124,10 +124,13 @@ def test_terms_reproduce_predictions(small_model) -> None:
     z = model.features(xu)
     terms = model.terms()
     # alpha^2 - k' W k with an explicit W = (K + sn2 I)^{-1} (what moment matching needs for
-    # its O(N^2) trace) loses up to ~ eps cond(K + sn2 I) alpha^2 to cancellation, whereas
-    # predict uses a triangular solve; that bound is the tolerance of the variances.
+    # its O(N^2) trace) loses up to ~ gamma_N cond(K + sn2 I) alpha^2 to cancellation, with
+    # gamma_N = N eps the dimension factor of the standard (Higham) error bound for an N x N
+    # inverse and inner product, whereas predict uses a triangular solve; that bound is the
+    # tolerance of the variances (without the N factor it was exceeded by 12 % on one machine).
     A = model._post.L @ model._post.L.mT
-    bound = torch.finfo(f64).eps * torch.linalg.cond(A) * terms.signal_var
+    n_train = A.shape[-1]
+    bound = n_train * torch.finfo(f64).eps * torch.linalg.cond(A) * terms.signal_var
     for noise in (False, True):
         mom = moment_match(terms, z, torch.zeros(4, 4, dtype=f64), include_noise=noise)
         mean, var = model.predict(xu, include_noise=noise)
