@@ -8,6 +8,7 @@ from gpcontrol.systems.cartpole import CartPole, CartPoleParams
 from gpcontrol.systems.chain import ChainParams, DoublePendulum, PlanarArm
 from gpcontrol.systems.integrators import euler, rk4, semi_implicit_euler
 from gpcontrol.systems.mountaincar import MountainCar, MountainCarParams
+from gpcontrol.systems.ode_system import ODESystem
 from gpcontrol.systems.pendulum import Pendulum, PendulumParams
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "PlanarArm",
     "DoublePendulum",
     "ChainParams",
+    "ODESystem",
     "rk4",
     "euler",
     "semi_implicit_euler",

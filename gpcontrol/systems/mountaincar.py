@@ -15,6 +15,11 @@ step of length 1 per control step, speed clipped to 0.07, position clipped to
 ``[-1.2, 0.6]`` with an inelastic wall on the left (the velocity is zeroed when
 the car hits it). The goal is ``p >= 0.45``.
 
+:meth:`MountainCarParams.continuous` / :meth:`MountainCar.continuous` is a
+continuous-time variant in the style of PILCO's benchmarks: the same ODE in
+seconds and metres, the throttle held for ``dt = 0.1`` s and integrated with
+RK4, and no speed clip or wall, so the map is smooth everywhere.
+
 Note that the clipping makes the discrete map only piecewise smooth; away
 from the limits its Jacobians are exact.
 """
@@ -22,6 +27,7 @@ from the limits its Jacobians are exact.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import casadi as ca
@@ -66,6 +72,39 @@ class MountainCarParams:
     min_position: float = -1.2
     max_position: float = 0.6
     goal_position: float = 0.45
+
+    @classmethod
+    def continuous(cls, time_unit: float = 0.1) -> MountainCarParams:
+        r"""Continuous-time mountain car in SI units (gpcontrol's choice, no paper's constants).
+
+        Gymnasium's constants with one Gymnasium step read as ``time_unit``
+        seconds: substituting :math:`t = \tau s` in
+        :math:`d^2p/ds^2 = P_{\rm gym} a - g_{\rm gym}\cos(\omega p)` gives
+
+        .. math::
+
+            \ddot p = \frac{P_{\rm gym}}{\tau^2}\, a
+                - \frac{g_{\rm gym}}{\tau^2}\cos(\omega p),
+
+        i.e. :math:`P = 0.15\ \mathrm{m/s^2}`, :math:`g = 0.25\ \mathrm{m/s^2}`
+        for :math:`\tau = 0.1` s, with :math:`\omega = 3` rad/m, no friction,
+        no speed clip and an unbounded track (the car may roll past the
+        Gymnasium walls). Still under-powered (:math:`P < g`): the car must
+        swing back first. Use it with RK4, as :meth:`MountainCar.continuous` does.
+
+        Parameters
+        ----------
+        time_unit : float
+            :math:`\tau`, seconds per Gymnasium step (> 0).
+        """
+        tau = check_positive("time_unit", time_unit)
+        return cls(
+            power=0.0015 / tau**2,
+            gravity=0.0025 / tau**2,
+            max_speed=None,
+            min_position=-math.inf,
+            max_position=math.inf,
+        )
 
     def __post_init__(self) -> None:
         for name in ("power", "hill_frequency", "max_action"):
@@ -114,6 +153,19 @@ class MountainCar(System):
     def gymnasium(cls) -> MountainCar:
         """The exact discrete map of Gymnasium's ``MountainCarContinuous-v0``."""
         return cls(MountainCarParams(), dt=1.0, integrator="semi_implicit_euler")
+
+    @classmethod
+    def continuous(cls, *, dt: float = 0.1, substeps: int = 1) -> MountainCar:
+        """PILCO-style continuous-time mountain car: :meth:`MountainCarParams.continuous`, RK4.
+
+        Parameters
+        ----------
+        dt : float
+            Zero-order-hold control period, seconds (default 0.1, like PILCO's cart-pole).
+        substeps : int
+            RK4 sub-steps per ``dt``.
+        """
+        return cls(MountainCarParams.continuous(), dt=dt, integrator="rk4", substeps=substeps)
 
     def _ode(self, x: ca.SX, u: ca.SX) -> ca.SX:
         p = self.params
