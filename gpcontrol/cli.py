@@ -10,6 +10,14 @@
     progress line every tenth of the run and a summary (total cost), and
     optionally write an animation, a state/control figure and the data.
 
+``gpcontrol pilco SYSTEM [--seed S] [--out DIR] [--trials N] [--line-searches L]
+[--basis B]``
+    Learn a swing-up with PILCO in the system's environment: one random
+    rollout, then up to N policy trials; prints one line per trial (interaction
+    seconds, predicted vs actual cost, success, GP and policy time), and writes
+    the checkpoint, the learning curve and predicted-vs-actual trajectory figures
+    to DIR (a run folder with a checkpoint is resumed).
+
 Example::
 
     gpcontrol simulate cartpole --policy random --steps 40 --seed 0 --gif runs/cp.gif
@@ -197,6 +205,48 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pilco(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+    import torch
+
+    from gpcontrol.algorithms.pilco import PILCOOptions, TrialRecord, pilco, save_figures
+
+    torch.set_num_threads(1)
+    env_id = _resolve_env_id(args.system)
+    env = gym.make(env_id)
+    base: Any = env.unwrapped
+    if getattr(base, "system", None) is None or not hasattr(base.cost, "task_point"):
+        raise ValueError(f"{env_id}: pilco needs a gpcontrol environment with a saturating cost")
+    basis = args.basis if args.basis is not None else (20 if base.system.n == 2 else 10)
+    options = PILCOOptions(
+        max_trials=args.trials, basis=basis, max_line_searches=args.line_searches
+    )
+    out = args.out if args.out is not None else f"runs/pilco-{args.system}-seed{args.seed}"
+    print(f"PILCO on {env_id}, seed {args.seed}, {basis} RBF bases, run folder {out}")
+    print("trial  interaction[s]  predicted  actual  success  gp[s]  policy[s]")
+
+    def line(r: TrialRecord) -> None:
+        print(
+            f"{r.trial:5d}  {r.interaction_seconds:14.1f}  {r.predicted_cost:9.3f}  "
+            f"{r.actual_cost:6.3f}  {str(r.success):>7}  {r.gp_seconds:5.1f}  "
+            f"{r.policy_seconds:9.1f}",
+            flush=True,
+        )
+
+    result = pilco(env, base.cost, options=options, seed=args.seed, out=out, callback=line)
+    paths = save_figures(result, base.system, out)
+    if result.first_success is not None:
+        print(
+            f"solved: first success at trial {result.first_success} after "
+            f"{result.seconds_to_success:.1f} s of interaction"
+        )
+    else:
+        print(f"not solved within {args.trials} trials")
+    print(f"wrote {len(paths)} figures to {out}")
+    env.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``gpcontrol`` command."""
     parser = argparse.ArgumentParser(
@@ -219,6 +269,15 @@ def build_parser() -> argparse.ArgumentParser:
     p_sim.add_argument("--data", default=None, help="save the transitions as a .npz Dataset")
     p_sim.add_argument("--every", type=_positive_int, default=1, help="GIF: keep every k-th frame")
     p_sim.set_defaults(func=_cmd_simulate)
+
+    p_pilco = sub.add_parser("pilco", help="learn a swing-up with PILCO")
+    p_pilco.add_argument("system", help="system name (pendulum, cartpole) or environment id")
+    p_pilco.add_argument("--seed", type=int, default=0)
+    p_pilco.add_argument("--out", default=None, help="run folder (default runs/pilco-SYSTEM-seedS)")
+    p_pilco.add_argument("--trials", type=_positive_int, default=10, help="policy trials")
+    p_pilco.add_argument("--line-searches", type=_positive_int, default=150, help="L-BFGS budget")
+    p_pilco.add_argument("--basis", type=_positive_int, default=None, help="RBF basis functions")
+    p_pilco.set_defaults(func=_cmd_pilco)
     return parser
 
 

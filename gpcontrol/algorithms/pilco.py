@@ -1,0 +1,681 @@
+r"""PILCO: probabilistic inference for learning control (Deisenroth & Rasmussen, ICML 2011).
+
+Problem. Learn a policy :math:`\pi_\theta` minimising the expected cost of a
+``H``-step episode from a start belief :math:`x_0 \sim \mathcal N(\mu_0, \Sigma_0)`,
+
+.. math::
+
+    J(\theta) = \sum_{t=1}^{H} \gamma^{t-1}\,\mathbb E_{x_t}[c(x_t)],
+
+where :math:`p(x_t)` is the moment-matched Gaussian belief through a GP model
+of the dynamics (:func:`gpcontrol.models.propagate_horizon`) and
+:math:`\mathbb E[c]` is the saturating cost's Gaussian expectation. The loop
+(Deisenroth, Fox & Rasmussen, IEEE TPAMI 37(2), 2015, Alg. 1): ``J`` random
+rollouts; then repeat {fit the GP on all data; minimise :math:`J(\theta)` by
+L-BFGS with analytic (autograd) gradients; apply :math:`\pi_\theta` once; add
+the data} until the task is solved ``K`` times in a row or the trial budget
+ends. Every trial is checkpointed (JSON + ``.npz`` + the policy's
+``state_dict``) and a run resumes from its folder; each trial's randomness is
+seeded from ``(seed, trial)``, so a resumed run repeats an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from gpcontrol.costs import SaturatingCost
+from gpcontrol.gaussian import check_covariance
+from gpcontrol.models.gp import GPDynamics
+from gpcontrol.models.propagation import BeliefTrajectory, PolicyMoments, propagate_horizon
+from gpcontrol.policies.linear import LinearPolicy
+from gpcontrol.policies.rbf import RBFPolicy
+from gpcontrol.rollout import Trajectory, random_policy, rollout
+
+__all__ = [
+    "expected_return",
+    "predict_beliefs",
+    "PolicySearchResult",
+    "optimise_policy",
+    "PILCOOptions",
+    "TrialRecord",
+    "PILCOResult",
+    "pilco",
+    "swing_up_success",
+    "save_figures",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def _moments_of(policy: Any) -> PolicyMoments:
+    fn = getattr(policy, "moments", policy)
+    if not callable(fn):
+        raise TypeError("policy must have a moments(mean, cov) method or be a PolicyMoments")
+    return fn  # type: ignore[no-any-return]
+
+
+def predict_beliefs(
+    gp: GPDynamics,
+    policy: Any,
+    mean0: Any,
+    cov0: Any,
+    horizon: int,
+    *,
+    method: str = "moment_matching",
+) -> BeliefTrajectory:
+    r"""Moment-matched beliefs :math:`\mathcal N(\mu_t, \Sigma_t)`, ``t = 0..H``, under ``policy``.
+
+    .. math::
+
+        (\mu_{t+1}, \Sigma_{t+1}) = \operatorname{propagate}(\mu_t, \Sigma_t, \pi)
+
+    (TPAMI 2015 Sec. 4). ``policy`` is a :class:`~gpcontrol.policies.rbf.RBFPolicy`,
+    :class:`~gpcontrol.policies.linear.LinearPolicy` or a ``PolicyMoments``;
+    ``method`` selects the propagation of :func:`gpcontrol.models.propagate`
+    (exact moment matching by default; other values need a ``propagate``
+    that offers them).
+
+    Returns
+    -------
+    BeliefTrajectory
+        ``mean (H+1, n)``, ``cov (H+1, n, n)``.
+    """
+    extra: dict[str, Any] = {} if method == "moment_matching" else {"method": method}
+    return propagate_horizon(gp, mean0, cov0, _moments_of(policy), horizon, **extra)
+
+
+def expected_return(
+    gp: GPDynamics,
+    policy: Any,
+    cost: Any,
+    mean0: Any,
+    cov0: Any,
+    horizon: int,
+    *,
+    discount: float = 1.0,
+    method: str = "moment_matching",
+) -> Tensor:
+    r"""Expected cost :math:`J = \sum_{t=1}^{H}\gamma^{t-1}\mathbb E[c(x_t)]` under moment matching.
+
+    .. math::
+
+        J(\theta) = \sum_{t=1}^{H} \gamma^{t-1}\,
+            \mathbb E_{x_t \sim \mathcal N(\mu_t, \Sigma_t)}[c(x_t)]
+
+    (TPAMI 2015 eqs. (2)-(3), Sec. 5.1); differentiable by autograd in the
+    policy's parameters and the start belief.
+
+    Parameters
+    ----------
+    gp : GPDynamics
+        A fitted dynamics model.
+    policy : RBFPolicy or LinearPolicy or PolicyMoments
+    cost : Cost
+        Anything with ``expected(mean (..., n), cov (..., n, n))`` returning
+        ``(expectation, variance)`` (e.g. :class:`~gpcontrol.costs.SaturatingCost`).
+    mean0 : Tensor, shape (n,)
+    cov0 : Tensor, shape (n, n)
+    horizon : int
+        :math:`H \ge 1`.
+    discount : float
+        :math:`\gamma \in (0, 1]`.
+    method : str
+        Belief propagation (:func:`predict_beliefs`).
+
+    Returns
+    -------
+    Tensor, shape ()
+    """
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
+    if not 0.0 < float(discount) <= 1.0:
+        raise ValueError(f"discount must be in (0, 1], got {discount!r}")
+    beliefs = predict_beliefs(gp, policy, mean0, cov0, horizon, method=method)
+    ec = cost.expected(beliefs.mean[1:], beliefs.cov[1:]).expectation  # (H,)
+    weights = float(discount) ** torch.arange(horizon, dtype=torch.float64)
+    return (weights * ec).sum()
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicySearchResult:
+    """Outcome of :func:`optimise_policy` (the policy holds the best parameters).
+
+    Attributes
+    ----------
+    value : float
+        Best :math:`J(\\theta)` found.
+    initial_value : float
+        :math:`J` at the starting parameters.
+    iterations : int
+        L-BFGS iterations (line searches) used, over all restarts.
+    evaluations : int
+        Objective evaluations.
+    restarts : int
+        Restarts from perturbed parameters that were run.
+    failures : int
+        Evaluations that raised or returned a non-finite value.
+    history : tuple of float
+        Best value after each run (first run, then each restart).
+    seconds : float
+    """
+
+    value: float
+    initial_value: float
+    iterations: int
+    evaluations: int
+    restarts: int
+    failures: int
+    history: tuple[float, ...]
+    seconds: float
+
+
+def optimise_policy(
+    objective: Callable[[], Tensor],
+    policy: torch.nn.Module,
+    *,
+    max_line_searches: int = 150,
+    restarts: int = 2,
+    perturbation: float = 0.1,
+    tolerance: float = 1e-6,
+    seed: int = 0,
+) -> PolicySearchResult:
+    r"""Minimise ``objective()`` over ``policy``'s parameters by L-BFGS with restarts.
+
+    .. math::
+
+        \theta^\star = \arg\min_\theta J(\theta), \qquad
+        \theta^{(r)}_0 = \theta^{\text{best}} + \epsilon\,(|\theta^{\text{best}}| + 1)\odot\xi,\
+        \xi \sim \mathcal N(0, I)
+
+    L-BFGS with a strong-Wolfe line search (``torch.optim.LBFGS``; PILCO's
+    ``minimize`` uses a similar budget of line searches, TPAMI 2015 Sec. 5.1).
+    A run that raises (e.g. a failed Cholesky), produces a non-finite value, or
+    improves on its start by less than ``tolerance`` counts as stalled; up to
+    ``restarts`` further runs start from perturbed best parameters. The best
+    parameters seen are loaded into ``policy`` at the end.
+
+    Parameters
+    ----------
+    objective : callable
+        ``() -> Tensor`` scalar, differentiable in ``policy.parameters()``.
+    policy : torch.nn.Module
+    max_line_searches : int
+        L-BFGS iteration budget per run.
+    restarts : int
+        Maximum number of restarts after a stalled or failed run.
+    perturbation : float
+        :math:`\epsilon`.
+    tolerance : float
+        Minimal improvement for a run not to count as stalled.
+    seed : int
+
+    Returns
+    -------
+    PolicySearchResult
+    """
+    if isinstance(max_line_searches, bool) or int(max_line_searches) < 1:
+        raise ValueError(f"max_line_searches must be >= 1, got {max_line_searches!r}")
+    if isinstance(restarts, bool) or int(restarts) < 0:
+        raise ValueError(f"restarts must be >= 0, got {restarts!r}")
+    t0 = time.perf_counter()
+    params = [p for p in policy.parameters() if p.requires_grad]
+    gen = torch.Generator().manual_seed(int(seed))
+    counters = {"evals": 0, "fails": 0}
+    best: dict[str, Any] = {"value": math.inf, "state": None}
+
+    def snapshot(value: float) -> None:
+        if math.isfinite(value) and value < best["value"]:
+            best["value"] = value
+            best["state"] = [p.detach().clone() for p in params]
+
+    def closure() -> Tensor:
+        opt.zero_grad()
+        counters["evals"] += 1
+        try:
+            J = objective()
+            if not bool(torch.isfinite(J)):
+                raise FloatingPointError("non-finite objective")
+            J.backward()
+            if not all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in params):
+                raise FloatingPointError("non-finite gradient")
+        except (RuntimeError, ValueError, FloatingPointError) as exc:
+            counters["fails"] += 1
+            logger.info("optimise_policy: evaluation failed (%s)", exc)
+            raise _EvaluationError from exc
+        snapshot(float(J.detach()))
+        return J
+
+    with torch.no_grad():
+        initial = float(objective())
+    snapshot(initial)
+    iterations, runs, history = 0, 0, []
+    for run in range(int(restarts) + 1):
+        if run > 0:
+            with torch.no_grad():
+                for p, b in zip(params, best["state"], strict=True):
+                    noise = torch.randn(p.shape, generator=gen, dtype=p.dtype)
+                    p.copy_(b + perturbation * (b.abs() + 1.0) * noise)
+        start = best["value"]
+        opt = torch.optim.LBFGS(
+            params,
+            lr=1.0,
+            max_iter=int(max_line_searches),
+            max_eval=int(2.5 * max_line_searches),
+            tolerance_grad=1e-9,
+            tolerance_change=1e-12,
+            history_size=50,
+            line_search_fn="strong_wolfe",
+        )
+        failed = False
+        try:
+            opt.step(closure)
+        except _EvaluationError:
+            failed = True
+        state = opt.state[params[0]]
+        iterations += int(state.get("n_iter", 0))
+        runs = run
+        history.append(best["value"])
+        if not failed and start - best["value"] >= tolerance:
+            break  # a successful run: improved, no failure
+    if best["state"] is None:
+        raise RuntimeError("optimise_policy: no finite objective value was ever reached")
+    with torch.no_grad():
+        for p, b in zip(params, best["state"], strict=True):
+            p.copy_(b)
+    return PolicySearchResult(
+        value=float(best["value"]),
+        initial_value=initial,
+        iterations=iterations,
+        evaluations=counters["evals"],
+        restarts=runs,
+        failures=counters["fails"],
+        history=tuple(history),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+class _EvaluationError(Exception):
+    """An objective evaluation failed; aborts the current L-BFGS run."""
+
+
+# ----------------------------------------------------------------------------- the loop
+@dataclasses.dataclass(frozen=True)
+class PILCOOptions:
+    """Settings of :func:`pilco` (defaults: PILCO's pendulum / cart-pole scenarios).
+
+    Attributes
+    ----------
+    random_rollouts : int
+        ``J`` rollouts with uniformly random controls before learning.
+    max_trials : int
+        Budget of policy trials after the random ones.
+    solved_consecutive : int
+        Stop after this many consecutive successful trials (``K``).
+    horizon : int or None
+        Planning horizon; default the env's ``max_episode_steps``.
+    policy : {"rbf", "linear"}
+    basis : int
+        Basis functions of the RBF policy.
+    max_line_searches : int
+        L-BFGS budget per policy optimisation.
+    policy_restarts : int
+    gp_restarts : int
+    gp_max_iter : int
+    discount : float
+    success_seconds : float
+        Success: the last ``success_seconds`` of the rollout within the cost width.
+    propagation : str
+        Belief propagation used in policy evaluation (``"moment_matching"``).
+    """
+
+    random_rollouts: int = 1
+    max_trials: int = 10
+    solved_consecutive: int = 1
+    horizon: int | None = None
+    policy: str = "rbf"
+    basis: int = 10
+    max_line_searches: int = 150
+    policy_restarts: int = 2
+    gp_restarts: int = 1
+    gp_max_iter: int = 100
+    discount: float = 1.0
+    success_seconds: float = 1.0
+    propagation: str = "moment_matching"
+
+    def __post_init__(self) -> None:
+        for name in ("random_rollouts", "max_trials", "solved_consecutive", "basis"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        if self.policy not in ("rbf", "linear"):
+            raise ValueError(f"policy must be 'rbf' or 'linear', got {self.policy!r}")
+        if self.horizon is not None and (not isinstance(self.horizon, int) or self.horizon < 1):
+            raise ValueError(f"horizon must be None or an integer >= 1, got {self.horizon!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialRecord:
+    """One policy trial (``trial`` counts from 1; 0 are the random rollouts).
+
+    Attributes
+    ----------
+    trial : int
+    interaction_seconds : float
+        Total interaction time so far, random rollouts included.
+    predicted_cost : float
+        :math:`J(\\theta)` predicted by the model before the rollout.
+    actual_cost : float
+        :math:`\\sum_{t=1}^H c(x_t)` on the observed states.
+    success : bool
+    gp_seconds : float
+        GP training time.
+    policy_seconds : float
+        Policy optimisation time.
+    line_searches : int
+    """
+
+    trial: int
+    interaction_seconds: float
+    predicted_cost: float
+    actual_cost: float
+    success: bool
+    gp_seconds: float
+    policy_seconds: float
+    line_searches: int
+
+
+@dataclasses.dataclass(frozen=True)
+class PILCOResult:
+    """Outcome of :func:`pilco`.
+
+    Attributes
+    ----------
+    trials : tuple of TrialRecord
+    policy : torch.nn.Module
+        The last optimised policy.
+    model : GPDynamics
+        The last fitted model.
+    trajectories : tuple of Trajectory
+        Every rollout, random ones first (after a resume, only those of this process).
+    predictions : tuple of BeliefTrajectory
+        The predicted beliefs of each trial run in this process.
+    solved : bool
+    first_success : int or None
+        First successful trial.
+    seconds_to_success : float or None
+        Interaction seconds up to and including it.
+    """
+
+    trials: tuple[TrialRecord, ...]
+    policy: torch.nn.Module
+    model: GPDynamics
+    trajectories: tuple[Trajectory, ...]
+    predictions: tuple[BeliefTrajectory, ...]
+    solved: bool
+    first_success: int | None
+    seconds_to_success: float | None
+
+
+def swing_up_success(cost: SaturatingCost, X: Any, steps: int) -> bool:
+    r"""Whether the last ``steps`` states are within the cost width of the target.
+
+    .. math::
+
+        \lVert z(x_t) - z^*\rVert < \sigma_c \quad \text{for } t = T-\text{steps}+1, \dots, T.
+    """
+    Xa = np.asarray(X, dtype=np.float64)
+    dist = np.linalg.norm(cost.task_point(Xa[-steps:]) - cost.target, axis=-1)
+    return bool(np.all(dist < cost.width))
+
+
+def _state_cost(cost: Any, X: np.ndarray) -> float:
+    x = torch.as_tensor(np.array(X[1:], dtype=np.float64))
+    zero = torch.zeros(x.shape[0], x.shape[1], x.shape[1], dtype=torch.float64)
+    return float(cost.expected(x, zero).expectation.sum())
+
+
+def _save(
+    out: Path,
+    records: list[TrialRecord],
+    trajs: list[dict[str, np.ndarray]],
+    policy: torch.nn.Module,
+    meta: dict[str, Any],
+) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        out / "data.npz",
+        states=np.stack([t["states"] for t in trajs]),
+        controls=np.stack([t["controls"] for t in trajs]),
+    )
+    torch.save(policy.state_dict(), out / "policy.pt")
+    payload = {"meta": meta, "trials": [dataclasses.asdict(r) for r in records]}
+    tmp = out / "checkpoint.json.tmp"
+    tmp.write_text(json.dumps(payload, indent=1))
+    tmp.replace(out / "checkpoint.json")  # the JSON is written last: it marks a complete trial
+
+
+def pilco(
+    env: gym.Env[Any, Any],
+    cost: Any,
+    *,
+    options: PILCOOptions | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    callback: Callable[[TrialRecord], None] | None = None,
+) -> PILCOResult:
+    r"""Run PILCO on ``env`` (TPAMI 2015, Alg. 1) and return the trial records.
+
+    .. math::
+
+        \theta_{k+1} = \arg\min_\theta \sum_{t=1}^H \gamma^{t-1}\,
+            \mathbb E_{p(x_t \mid \theta, \mathcal D_k)}[c(x_t)],\qquad
+        \mathcal D_{k+1} = \mathcal D_k \cup \text{rollout}(\pi_{\theta_{k+1}})
+
+    Parameters
+    ----------
+    env : gymnasium.Env
+        A gpcontrol env (its ``unwrapped.system`` gives the angles, bounds and
+        start distribution ``x0_mean``, ``x0_std``).
+    cost : SaturatingCost
+        The cost the policy minimises (with ``expected`` and, for the success
+        test, ``task_point``, ``target``, ``width``).
+    options : PILCOOptions, optional
+    seed : int
+        Seeds trial ``k``'s env reset, GP fit and policy restarts from ``(seed, k)``.
+    out : path, optional
+        Run folder: ``checkpoint.json`` (trial records), ``data.npz`` (all
+        rollouts), ``policy.pt``; an existing checkpoint is resumed.
+    callback : callable, optional
+        Called with each new :class:`TrialRecord` (progress display).
+
+    Returns
+    -------
+    PILCOResult
+    """
+    opts = options or PILCOOptions()
+    base: Any = env.unwrapped
+    system = getattr(base, "system", None)
+    if system is None:
+        raise TypeError("env must be a gpcontrol SystemEnv (env.unwrapped.system)")
+    n, m, dt = system.n, system.m, float(system.dt)
+    horizon = opts.horizon or (env.spec.max_episode_steps if env.spec else None)
+    if horizon is None:
+        raise ValueError("give options.horizon for an env without max_episode_steps")
+    mean0 = torch.as_tensor(np.asarray(base.x0_mean, dtype=np.float64))
+    std0 = torch.as_tensor(np.asarray(base.x0_std, dtype=np.float64))
+    cov0 = check_covariance("cov0", torch.diag(std0**2), n)
+    u_max = np.asarray(system.u_high, dtype=np.float64)
+    steps_ok = max(1, round(opts.success_seconds / dt))
+
+    def make_policy() -> torch.nn.Module:
+        if opts.policy == "linear":
+            return LinearPolicy(n, m, u_max, angle_indices=system.angle_indices, seed=seed)
+        return RBFPolicy(
+            n,
+            m,
+            u_max,
+            basis=opts.basis,
+            angle_indices=system.angle_indices,
+            init_mean=mean0.numpy(),
+            seed=seed,
+        )
+
+    policy = make_policy()
+    records: list[TrialRecord] = []
+    data: list[dict[str, np.ndarray]] = []
+    trajectories: list[Trajectory] = []
+    predictions: list[BeliefTrajectory] = []
+    folder = None if out is None else Path(out)
+    if folder is not None and (folder / "checkpoint.json").exists():
+        payload = json.loads((folder / "checkpoint.json").read_text())
+        records = [TrialRecord(**r) for r in payload["trials"]]
+        npz = np.load(folder / "data.npz")
+        data = [
+            {"states": s, "controls": u}
+            for s, u in zip(npz["states"], npz["controls"], strict=True)
+        ]
+        policy.load_state_dict(torch.load(folder / "policy.pt"))
+        logger.info("pilco: resumed %s after trial %d", folder, len(records))
+    meta = {"seed": seed, "options": dataclasses.asdict(opts)}
+
+    def run(pol: Any, k: int) -> Trajectory:
+        traj = rollout(env, pol, steps=horizon, seed=int(seed) * 10_000 + k)
+        trajectories.append(traj)
+        data.append({"states": traj.states, "controls": traj.controls})
+        return traj
+
+    for j in range(len(data), opts.random_rollouts):
+        run(random_policy(system.u_low, system.u_high, seed=seed * 10_000 + 5000 + j), j)
+    if folder is not None and not records:
+        _save(folder, records, data, policy, meta)
+    model = GPDynamics.for_system(system)
+    streak = 0
+    for r in records:
+        streak = streak + 1 if r.success else 0
+    while len(records) < opts.max_trials and streak < opts.solved_consecutive:
+        k = len(records) + 1
+        inputs = np.concatenate([np.hstack([d["states"][:-1], d["controls"]]) for d in data])
+        targets = np.concatenate([np.diff(d["states"], axis=0) for d in data])
+        model = GPDynamics.for_system(system)
+        fit = model.fit(
+            inputs,
+            targets,
+            restarts=opts.gp_restarts,
+            max_iter=opts.gp_max_iter,
+            seed=seed * 10_000 + k,
+        )
+
+        def objective(model: GPDynamics = model) -> Tensor:
+            return expected_return(
+                model,
+                policy,
+                cost,
+                mean0,
+                cov0,
+                horizon,
+                discount=opts.discount,
+                method=opts.propagation,
+            )
+
+        search = optimise_policy(
+            objective,
+            policy,
+            max_line_searches=opts.max_line_searches,
+            restarts=opts.policy_restarts,
+            seed=seed * 10_000 + k,
+        )
+        with torch.no_grad():
+            beliefs = predict_beliefs(model, policy, mean0, cov0, horizon, method=opts.propagation)
+            predictions.append(beliefs)
+        traj = run(policy, opts.random_rollouts + k - 1)
+        ok = swing_up_success(cost, traj.states, steps_ok)
+        streak = streak + 1 if ok else 0
+        rec = TrialRecord(
+            trial=k,
+            interaction_seconds=len(data) * horizon * dt,
+            predicted_cost=search.value,
+            actual_cost=_state_cost(cost, traj.states),
+            success=ok,
+            gp_seconds=fit.seconds,
+            policy_seconds=search.seconds,
+            line_searches=search.iterations,
+        )
+        records.append(rec)
+        if folder is not None:
+            _save(folder, records, data, policy, meta)
+        if callback is not None:
+            callback(rec)
+    first = next((r for r in records if r.success), None)
+    return PILCOResult(
+        trials=tuple(records),
+        policy=policy,
+        model=model,
+        trajectories=tuple(trajectories),
+        predictions=tuple(predictions),
+        solved=streak >= opts.solved_consecutive,
+        first_success=None if first is None else first.trial,
+        seconds_to_success=None if first is None else first.interaction_seconds,
+    )
+
+
+def save_figures(result: PILCOResult, system: Any, folder: str | Path) -> list[Path]:
+    r"""Write the learning curve and, per trial, the predicted belief against the rollout.
+
+    .. math::
+
+        \mu_t \pm 2\sqrt{\operatorname{diag}\Sigma_t}\quad\text{vs.}\quad x_t^{\text{observed}}
+
+    Parameters
+    ----------
+    result : PILCOResult
+    system : System
+        Panel labels and time step.
+    folder : path
+
+    Returns
+    -------
+    list of Path
+        ``learning_curve.png`` and ``trial_XX.png`` for the trials run in this process.
+    """
+    from gpcontrol.plotting import plot_learning_curve, plot_trajectory
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    fig = plot_learning_curve(
+        [r.actual_cost for r in result.trials], label="actual", xlabel="trial", ylabel="cost"
+    )
+    ax = fig.axes[0]
+    trials = np.arange(1, len(result.trials) + 1)
+    ax.plot(trials, [r.predicted_cost for r in result.trials], "x--", label="predicted")
+    ok = [i for i, r in enumerate(result.trials) if r.success]
+    ax.plot(trials[ok], [result.trials[i].actual_cost for i in ok], "g*", ms=12, label="success")
+    ax.legend(loc="best", fontsize=8)
+    paths.append(out / "learning_curve.png")
+    fig.savefig(paths[-1], dpi=100)
+    runs = result.trajectories[len(result.trajectories) - len(result.predictions) :]
+    first = len(result.trials) - len(result.predictions) + 1
+    for i, (pred, traj) in enumerate(zip(result.predictions, runs, strict=True)):
+        std = torch.sqrt(torch.diagonal(pred.cov, dim1=-2, dim2=-1).clamp_min(0.0))
+        fig = plot_trajectory(
+            system,
+            traj,
+            mean=pred.mean.numpy(),
+            std=std.numpy(),
+            title=f"trial {first + i}: predicted (mean +- 2 sd) vs actual",
+        )
+        paths.append(out / f"trial_{first + i:02d}.png")
+        fig.savefig(paths[-1], dpi=100)
+    return paths
