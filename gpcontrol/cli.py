@@ -18,6 +18,13 @@
     the checkpoint, the learning curve and predicted-vs-actual trajectory figures
     to DIR (a run folder with a checkpoint is resumed).
 
+``gpcontrol solve SYSTEM [--method ddp|ilqr] [--horizon T] [--episodes N] [--out DIR] [--gif]``
+    Swing ``cartpole``, ``pendulum`` or ``double_pendulum`` up from hanging
+    with control-limited DDP or iLQR on the true dynamics (quadratic cost,
+    dt = 0.05 s), print the convergence, replay the solver's feedback law
+    ``u = K x + k`` from perturbed starts under process noise against the open
+    loop plan, and write the trajectory and convergence figures.
+
 Example::
 
     gpcontrol simulate cartpole --policy random --steps 40 --seed 0 --gif runs/cp.gif
@@ -31,6 +38,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -247,6 +255,132 @@ def _cmd_pilco(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- solve
+#: Swing-up tasks of ``gpcontrol solve``: system factory, horizon, goal and the
+#: diagonal cost weights of l = dt/2 (x'Qx + u'Ru) + 1/2 (x-g)'Qf(x-g).
+_SOLVE_TASKS: dict[str, dict[str, Any]] = {
+    "cartpole": {
+        "system": "cartpole",
+        "goal": [0.0, math.pi, 0.0, 0.0],
+        "Q": [0.0, 0.0, 0.1, 0.1],
+        "R": [1.0],
+        "Qf": [1e3, 1e3, 1e2, 1e2],
+        "angle": 1,
+    },
+    "pendulum": {
+        "system": "pendulum",
+        "goal": [math.pi, 0.0],
+        "Q": [0.0, 0.1],
+        "R": [1.0],
+        "Qf": [1e3, 1e2],
+        "angle": 0,
+    },
+    "double_pendulum": {
+        "system": "double_pendulum",
+        "goal": [math.pi, 0.0, 0.0, 0.0],
+        "Q": [0.0, 0.0, 0.1, 0.1],
+        "R": [1.0, 1.0],
+        "Qf": [1e3, 1e3, 1e2, 1e2],
+        "angle": 0,
+    },
+}
+
+
+def _cmd_solve(args: argparse.Namespace) -> int:
+    from gpcontrol.costs import QuadraticCost
+    from gpcontrol.plotting import animate, new_figure, plot_trajectory
+    from gpcontrol.solvers import ILQROptions, ddp, ilqr
+    from gpcontrol.systems import make_system
+
+    task = _SOLVE_TASKS[args.system]
+    system = make_system(task["system"], dt=args.dt)
+    T, n = args.horizon, system.n
+    goal = np.array(task["goal"])
+    cost = QuadraticCost(
+        system.dt * np.diag(task["Q"]),
+        system.dt * np.diag(task["R"]),
+        x_target=goal,
+        Qf=np.diag(task["Qf"]),
+    )
+    solver = ddp if args.method == "ddp" else ilqr
+    print(
+        f"{args.method.upper()} swing-up of the {system.name}: T = {T} steps of {system.dt} s, "
+        f"|u| <= {system.u_high.tolist()}"
+    )
+    result = solver(
+        system,
+        cost,
+        np.zeros(n),
+        np.zeros((T, system.m)),
+        u_low=system.u_low,
+        u_high=system.u_high,
+        options=ILQROptions(max_iterations=args.iterations),
+    )
+    for i in range(0, len(result.cost_history), max(1, len(result.cost_history) // 8)):
+        print(f"  iteration {i:4d}  cost {result.cost_history[i]:12.6f}")
+    print(
+        f"{result.status}: cost {result.cost:.6f} after {result.iterations} iterations, "
+        f"{result.timings['total']:.2f} s (backend {result.backend}); final state "
+        f"{np.array2string(result.X[-1], precision=3, sign='+')}"
+    )
+    if result.status == "diverged":
+        print(f"solver diverged: {result.message}", file=sys.stderr)
+        return 1
+
+    # Closed loop: the solver's feedback u = K x + k from perturbed starts under
+    # process noise, against the open-loop plan.
+    rng = np.random.default_rng(args.seed)
+    angle = int(task["angle"])
+    finals: dict[str, list[float]] = {"open loop": [], "feedback": []}
+    paths: list[np.ndarray] = []
+    print(f"closed loop: {args.episodes} episodes, start std 0.05, process noise std {args.noise}")
+    for episode in range(args.episodes):
+        start = rng.normal(0.0, 0.05, n)
+        w = rng.normal(0.0, args.noise, (T, n))
+        for mode in finals:
+            x = start.copy()
+            visited = [x]
+            for t in range(T):
+                u = result.U[t] if mode == "open loop" else result.K[t] @ x + result.k[t]
+                x = system.step(x, system.clip_control(u)) + w[t]
+                visited.append(x)
+            finals[mode].append(abs(x[angle] - goal[angle]))
+            if mode == "feedback":
+                paths.append(np.array(visited))
+        print(
+            f"  episode {episode + 1:3d}/{args.episodes}  final angle error: open loop "
+            f"{finals['open loop'][-1]:.3f} rad, feedback {finals['feedback'][-1]:.3f} rad"
+        )
+    for mode, errors in finals.items():
+        solved = sum(e < args.tolerance for e in errors)
+        print(f"{mode:>9}: {solved}/{args.episodes} episodes end within {args.tolerance} rad")
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fig = plot_trajectory(system, (result.X, result.U), label="optimum", title=f"{system.name}")
+    t_axis = np.arange(T + 1) * system.dt
+    for i, X in enumerate(paths):
+        fig.axes[angle].plot(
+            t_axis, X[:, angle], color="C1", lw=0.6, label="feedback" if i == 0 else None
+        )
+    fig.axes[angle].legend(fontsize=8)
+    png = out / f"solve_{system.name}.png"
+    fig.savefig(png, dpi=100)
+    fig2 = new_figure(width=5.0, height=3.5)
+    ax = fig2.subplots()
+    ax.semilogy(np.array(result.cost_history) - result.cost + 1e-12)
+    ax.set(xlabel="iteration", ylabel="J - J*", title=f"{args.method.upper()} convergence")
+    conv = out / f"solve_{system.name}_convergence.png"
+    fig2.savefig(conv, dpi=100)
+    written = [png, conv]
+    if args.gif:
+        written.append(
+            animate(system, result.X, out / f"solve_{system.name}.gif", fps=1 / system.dt)
+        )
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``gpcontrol`` command."""
     parser = argparse.ArgumentParser(
@@ -278,6 +412,22 @@ def build_parser() -> argparse.ArgumentParser:
     p_pilco.add_argument("--line-searches", type=_positive_int, default=150, help="L-BFGS budget")
     p_pilco.add_argument("--basis", type=_positive_int, default=None, help="RBF basis functions")
     p_pilco.set_defaults(func=_cmd_pilco)
+
+    p_solve = sub.add_parser(
+        "solve", help="swing a system up with iLQR/DDP and track it under noise"
+    )
+    p_solve.add_argument("system", choices=sorted(_SOLVE_TASKS), help="system name")
+    p_solve.add_argument("--method", choices=("ddp", "ilqr"), default="ddp")
+    p_solve.add_argument("--dt", type=float, default=0.05, help="control period, s")
+    p_solve.add_argument("--horizon", type=_positive_int, default=100, help="steps")
+    p_solve.add_argument("--iterations", type=_positive_int, default=1000, help="solver budget")
+    p_solve.add_argument("--episodes", type=_positive_int, default=20, help="noisy replays")
+    p_solve.add_argument("--noise", type=float, default=0.01, help="process noise std")
+    p_solve.add_argument("--tolerance", type=float, default=0.1, help="success: angle error, rad")
+    p_solve.add_argument("--seed", type=int, default=0)
+    p_solve.add_argument("--out", default="runs/solve", help="output folder")
+    p_solve.add_argument("--gif", action="store_true", help="also write an animation")
+    p_solve.set_defaults(func=_cmd_solve)
     return parser
 
 
