@@ -23,6 +23,7 @@ __all__ = [
     "check_square",
     "check_psd",
     "check_pd",
+    "readonly_copy",
 ]
 
 
@@ -164,4 +165,11 @@ def names_tuple(name: str, value: Sequence[str], size: int) -> tuple[str, ...]:
     out = tuple(str(v) for v in value)
     if len(out) != size:
         raise ValueError(f"{name} must have {size} entries, got {len(out)}")
+    return out
+
+
+def readonly_copy(value: ArrayLike) -> NDArray[np.float64]:
+    """A float64 copy of ``value`` that cannot be written to (for frozen results)."""
+    out = np.array(value, dtype=np.float64, copy=True)
+    out.flags.writeable = False
     return out

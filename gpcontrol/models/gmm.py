@@ -38,19 +38,13 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.linalg import solve_triangular
 from scipy.special import logsumexp
 
-from gpcontrol._validation import as_float_array, check_positive
+from gpcontrol._validation import as_float_array, check_positive, readonly_copy
 
 __all__ = ["GaussianMixture", "fit_gmm", "select_gmm"]
 
 logger = logging.getLogger(__name__)
 
 Array = NDArray[np.float64]
-
-
-def _readonly(a: Array) -> Array:
-    out = np.array(a, dtype=np.float64, copy=True)
-    out.flags.writeable = False
-    return out
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -100,10 +94,10 @@ class GaussianMixture:
             bad = int(np.flatnonzero(~ok)[0])
             raise ValueError(f"covariances[{bad}] is not positive definite")
         setattr_ = object.__setattr__
-        setattr_(self, "weights", _readonly(w))
-        setattr_(self, "means", _readonly(mu))
-        setattr_(self, "covariances", _readonly(S))
-        setattr_(self, "_chol", _readonly(L))
+        setattr_(self, "weights", readonly_copy(w))
+        setattr_(self, "means", readonly_copy(mu))
+        setattr_(self, "covariances", readonly_copy(S))
+        setattr_(self, "_chol", readonly_copy(L))
 
     @property
     def n_components(self) -> int:

@@ -63,7 +63,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.linalg import cho_solve, solve_triangular
 
-from gpcontrol._validation import as_batch, as_float_array, check_positive
+from gpcontrol._validation import as_batch, as_float_array, check_positive, readonly_copy
 from gpcontrol.models.gmm import GaussianMixture, fit_gmm, select_gmm
 
 if TYPE_CHECKING:
@@ -81,12 +81,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Array = NDArray[np.float64]
-
-
-def _readonly(a: ArrayLike) -> Array:
-    out = np.array(a, dtype=np.float64, copy=True)
-    out.flags.writeable = False
-    return out
 
 
 # ---------------------------------------------------------------------------- the model
@@ -148,9 +142,9 @@ class TVLGDynamics:
                 f"Sigma must be positive semi-definite; Sigma[{t}] has eigenvalue {lam[t]:.3e}"
             )
         setattr_ = object.__setattr__
-        setattr_(self, "F", _readonly(F))
-        setattr_(self, "f", _readonly(f))
-        setattr_(self, "Sigma", _readonly(S))
+        setattr_(self, "F", readonly_copy(F))
+        setattr_(self, "f", readonly_copy(f))
+        setattr_(self, "Sigma", readonly_copy(S))
         setattr_(self, "T", int(T))
         setattr_(self, "n", int(n))
         setattr_(self, "m", int(m))

@@ -41,17 +41,11 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.linalg import cho_solve, solve_triangular
 
-from gpcontrol._validation import as_batch, as_float_array, check_positive
+from gpcontrol._validation import as_batch, as_float_array, check_positive, readonly_copy
 
 __all__ = ["LinearGaussianPolicy", "expected_kl"]
 
 Array = NDArray[np.float64]
-
-
-def _readonly(a: ArrayLike) -> Array:
-    out = np.array(a, dtype=np.float64, copy=True)
-    out.flags.writeable = False
-    return out
 
 
 def _generator(rng: int | np.random.Generator | None) -> np.random.Generator | None:
@@ -154,10 +148,10 @@ class LinearGaussianPolicy:
                 ) from None
         eye = np.eye(m)
         prec = np.stack([cho_solve((L[t], True), eye) for t in range(T)])
-        self.K, self.k, self.cov = _readonly(K_), _readonly(k_), _readonly(C)
-        self.chol = _readonly(L)
-        self.precision = _readonly(0.5 * (prec + np.swapaxes(prec, 1, 2)))
-        self.logdet = _readonly(2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(-1))
+        self.K, self.k, self.cov = readonly_copy(K_), readonly_copy(k_), readonly_copy(C)
+        self.chol = readonly_copy(L)
+        self.precision = readonly_copy(0.5 * (prec + np.swapaxes(prec, 1, 2)))
+        self.logdet = readonly_copy(2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(-1))
         self.T, self.m, self.n = int(T), int(m), int(n)
         self.rng = _generator(rng)
         self.deterministic = bool(deterministic)

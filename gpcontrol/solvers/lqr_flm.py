@@ -60,7 +60,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.linalg import cho_factor, cho_solve
 
-from gpcontrol._validation import as_batch, as_float_array, check_positive
+from gpcontrol._validation import as_batch, as_float_array, check_positive, readonly_copy
 from gpcontrol.models.tvlg import TVLGDynamics
 from gpcontrol.policies.linear_gaussian import LinearGaussianPolicy, expected_kl
 from gpcontrol.solvers.lqr import _augment, _riccati_backward
@@ -80,12 +80,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Array = NDArray[np.float64]
-
-
-def _readonly(a: ArrayLike) -> Array:
-    out = np.array(a, dtype=np.float64, copy=True)
-    out.flags.writeable = False
-    return out
 
 
 def _sym(M: Array) -> Array:
@@ -149,11 +143,11 @@ class QuadraticTrajectoryCost:
             raise ValueError(f"c_T must have shape ({n},), got {cT.shape}")
         c0T = float(as_float_array("c0_T", self.c0_T))
         setattr_ = object.__setattr__
-        setattr_(self, "C", _readonly(_sym(C)))
-        setattr_(self, "c", _readonly(c))
-        setattr_(self, "c0", _readonly(c0))
-        setattr_(self, "C_T", _readonly(_sym(CT)))
-        setattr_(self, "c_T", _readonly(cT))
+        setattr_(self, "C", readonly_copy(_sym(C)))
+        setattr_(self, "c", readonly_copy(c))
+        setattr_(self, "c0", readonly_copy(c0))
+        setattr_(self, "C_T", readonly_copy(_sym(CT)))
+        setattr_(self, "c_T", readonly_copy(cT))
         setattr_(self, "c0_T", c0T)
         setattr_(self, "n", n)
         setattr_(self, "T", int(T))
@@ -724,7 +718,7 @@ def lqr_flm(
             policy=ev.step.policy,
             eta=ev.eta,
             kl=ev.kl,
-            kl_per_step=_readonly(ev.kl_steps),
+            kl_per_step=readonly_copy(ev.kl_steps),
             epsilon=eps,
             status=status,
             converged=status in ("converged", "constraint_inactive"),
