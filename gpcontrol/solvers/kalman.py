@@ -311,6 +311,12 @@ def _check_model(
     d_ = np.zeros((T, p)) if d is None else np.asarray(_per_step("d", d, (p,), T))
     W_ = _covariance_seq("W", W, n, T)
     V_ = _covariance_seq("V", V, p, T)
+    m0_, P0_ = _check_prior(m0, P0, n)
+    return _Model(A_, Bu, C_, d_, W_, V_, m0_, P0_)
+
+
+def _check_prior(m0: ArrayLike, P0: ArrayLike, n: int) -> tuple[Array, Array]:
+    """Validate the prior ``x_0 ~ N(m0 (n,), P0 (n, n))``; returns ``P0`` symmetrised."""
     m0_ = as_float_array("m0", m0)
     if m0_.shape != (n,):
         raise ValueError(f"m0 must have shape ({n},), got {m0_.shape}")
@@ -318,7 +324,7 @@ def _check_model(
     if P0_.shape != (n, n):
         raise ValueError(f"P0 must have shape ({n}, {n}), got {P0_.shape}")
     _check_psd("P0", P0_)
-    return _Model(A_, Bu, C_, d_, W_, V_, m0_, _sym(P0_))
+    return m0_, _sym(P0_)
 
 
 def _check_observations(Y: ArrayLike) -> Array:

@@ -63,7 +63,7 @@ from numpy.typing import ArrayLike, NDArray
 from gpcontrol._validation import as_batch, as_float_array
 from gpcontrol.solvers.kalman import (
     LQEResult,
-    _check_psd,
+    _check_prior,
     _covariance_pass,
     _covariance_seq,
     _frozen,
@@ -369,14 +369,7 @@ def lqg(
     d_ = np.zeros((Tn, p)) if d is None else np.array(_per_step("d", d, (p,), Tn))
     W_ = _covariance_seq("W", W, n, Tn)
     V_ = _covariance_seq("V", V, p, Tn)
-    m0_ = as_float_array("m0", m0)
-    if m0_.shape != (n,):
-        raise ValueError(f"m0 must have shape ({n},), got {m0_.shape}")
-    P0_ = as_float_array("P0", P0)
-    if P0_.shape != (n, n):
-        raise ValueError(f"P0 must have shape ({n}, {n}), got {P0_.shape}")
-    _check_psd("P0", P0_)
-    P0_ = 0.5 * (P0_ + P0_.T)
+    m0_, P0_ = _check_prior(m0, P0, n)
 
     est = _covariance_pass(reg.A, C_, W_, V_, P0_)
 
