@@ -56,6 +56,7 @@ convention of :class:`~gpcontrol.solvers.TimeVaryingLinearDynamics`:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from typing import TYPE_CHECKING, Literal
 
@@ -172,15 +173,12 @@ class TVLGDynamics:
 
         return TimeVaryingLinearDynamics(self.A, self.B, self.f)
 
+    @functools.cached_property
+    def _mean(self) -> TimeVaryingLinearDynamics:
+        """The mean map, built once; the Dynamics protocol below delegates to it."""
+        return self.as_linear()
+
     # -- Dynamics protocol --------------------------------------------------------
-    def _time_batch(self, name: str, value: ArrayLike, size: int) -> Array:
-        arr = as_batch(name, value, size)
-        if arr.ndim < 2 or arr.shape[0] != self.T:
-            raise ValueError(
-                f"{name} must have shape ({self.T}, ..., {size}) (one row per time step), "
-                f"got {arr.shape}"
-            )
-        return arr
 
     def step(self, x: ArrayLike, u: ArrayLike) -> Array:
         r"""Mean transition of row ``t`` by step ``t``: :math:`F_t [x_t; u_t] + f_t`.
@@ -194,14 +192,7 @@ class TVLGDynamics:
         -------
         ndarray, shape (T, ..., n)
         """
-        xa = self._time_batch("x", x, self.n)
-        ua = self._time_batch("u", u, self.m)
-        idx = (slice(None), *((None,) * (max(xa.ndim, ua.ndim) - 2)))
-        return (
-            np.einsum("t...ij,t...j->t...i", self.A[idx], xa)
-            + np.einsum("t...ij,t...j->t...i", self.B[idx], ua)
-            + self.f[idx]
-        )
+        return self._mean.step(x, u)
 
     def _at(self, t: int, x: ArrayLike, u: ArrayLike) -> tuple[int, Array, Array]:
         if isinstance(t, bool) or not isinstance(t, int | np.integer) or not 0 <= t < self.T:
@@ -211,7 +202,7 @@ class TVLGDynamics:
     def step_at(self, t: int, x: ArrayLike, u: ArrayLike) -> Array:
         r"""Mean :math:`F_t [x; u] + f_t` for ``x (..., n)``, ``u (..., m)`` at step ``t``."""
         t, xa, ua = self._at(t, x, u)
-        return xa @ self.A[t].T + ua @ self.B[t].T + self.f[t]
+        return self._mean.step_at(t, xa, ua)
 
     def sample_at(
         self, t: int, x: ArrayLike, u: ArrayLike, rng: np.random.Generator | int
@@ -228,18 +219,14 @@ class TVLGDynamics:
         """
         t, xa, ua = self._at(t, x, u)
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        mean = xa @ self.A[t].T + ua @ self.B[t].T + self.f[t]
+        mean = self._mean.step_at(t, xa, ua)
         lam, V = np.linalg.eigh(self.Sigma[t])  # works for singular (PSD) noise too
         root = V * np.sqrt(np.clip(lam, 0.0, None))
         return mean + gen.standard_normal(mean.shape) @ root.T
 
     def linearize(self, X: ArrayLike, U: ArrayLike) -> tuple[Array, Array]:
         """Per-step Jacobians ``A (T, n, n)``, ``B (T, n, m)``; ``X (T, n)``, ``U (T, m)`` fix T."""
-        Xa = self._time_batch("X", X, self.n)
-        self._time_batch("U", U, self.m)
-        if Xa.ndim != 2:
-            raise ValueError(f"X must have shape ({self.T}, {self.n}), got {Xa.shape}")
-        return np.array(self.A), np.array(self.B)
+        return self._mean.linearize(X, U)
 
     def log_prob(self, X: ArrayLike, U: ArrayLike) -> Array:
         r"""Transition log-densities :math:`\log p(x_{t+1} \mid x_t, u_t)` along trajectories.
