@@ -285,3 +285,21 @@ def simulate(dynamics: Any, x0: ArrayLike, U: ArrayLike) -> Array:
     for t in range(Ua.shape[0]):
         X[t + 1] = step_at(t, X[t], Ua[t]) if step_at is not None else dynamics.step(X[t], Ua[t])
     return X
+
+
+def check_dynamics(dynamics: Any, needs: tuple[str, ...]) -> None:
+    """Raise ``TypeError`` unless ``dynamics`` has every attribute in ``needs``."""
+    for attr in needs:
+        if not hasattr(dynamics, attr):
+            raise TypeError(f"dynamics must implement the Dynamics protocol (missing {attr!r})")
+
+
+def check_start(dynamics: Any, cost: Any, x0: ArrayLike) -> tuple[int, int, Array]:
+    """Check that ``cost`` fits ``dynamics`` and ``x0`` is one state; return ``n, m, x0 (n,)``."""
+    n, m = int(dynamics.n), int(dynamics.m)
+    if (getattr(cost, "n", n), getattr(cost, "m", m)) != (n, m):
+        raise ValueError(f"cost is for (n, m) = ({cost.n}, {cost.m}) but dynamics has ({n}, {m})")
+    x = as_batch("x0", x0, n)
+    if x.ndim != 1:
+        raise ValueError(f"x0 must have shape ({n},), got {x.shape}")
+    return n, m, x

@@ -57,8 +57,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gpcontrol._validation import as_batch, as_float_array, check_bounds
+from gpcontrol._validation import as_float_array, check_bounds
 from gpcontrol.solvers import _kernels
+from gpcontrol.solvers.dynamics import check_dynamics, check_start
 from gpcontrol.solvers.lqr import _Backward, _riccati_backward
 
 __all__ = ["ILQROptions", "ILQRResult", "ilqr", "ddp"]
@@ -452,18 +453,11 @@ class _Problem:
 def _check_inputs(
     dynamics: Any, cost: Any, x0: ArrayLike, U_init: Any, u_low: Any, u_high: Any
 ) -> tuple[int, int, Array, Array, Array | None, Array, Array]:
-    for attr in ("n", "m", "step", "linearize"):
-        if not hasattr(dynamics, attr):
-            raise TypeError(f"dynamics must implement the Dynamics protocol (missing {attr!r})")
+    check_dynamics(dynamics, ("n", "m", "step", "linearize"))
     for attr in ("quadratize", "quadratize_terminal", "total"):
         if not hasattr(cost, attr):
             raise TypeError(f"cost must implement the Cost interface (missing {attr!r})")
-    n, m = int(dynamics.n), int(dynamics.m)
-    if (getattr(cost, "n", n), getattr(cost, "m", m)) != (n, m):
-        raise ValueError(f"cost is for (n, m) = ({cost.n}, {cost.m}) but dynamics has ({n}, {m})")
-    x = as_batch("x0", x0, n)
-    if x.ndim != 1:
-        raise ValueError(f"x0 must have shape ({n},), got {x.shape}")
+    n, m, x = check_start(dynamics, cost, x0)
     K_warm: Array | None = None
     if isinstance(U_init, ILQRResult):
         U = U_init.U.copy()

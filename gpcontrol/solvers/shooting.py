@@ -55,6 +55,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gpcontrol._validation import as_batch, as_float_array, check_bounds
+from gpcontrol.solvers.dynamics import check_dynamics, check_start
 
 __all__ = [
     "RandomShootingOptions",
@@ -302,18 +303,11 @@ def _setup(
     u_low: ArrayLike | None,
     u_high: ArrayLike | None,
 ) -> tuple[Array, Array, Array, Array]:
-    for attr in ("n", "m", "step"):
-        if not hasattr(dynamics, attr):
-            raise TypeError(f"dynamics must implement the Dynamics protocol (missing {attr!r})")
+    check_dynamics(dynamics, ("n", "m", "step"))
     for attr in ("l", "l_T"):
         if not callable(getattr(cost, attr, None)):
             raise TypeError(f"cost must provide {attr}(...) (see gpcontrol.costs.Cost)")
-    n, m = int(dynamics.n), int(dynamics.m)
-    if (getattr(cost, "n", n), getattr(cost, "m", m)) != (n, m):
-        raise ValueError(f"cost is for (n, m) = ({cost.n}, {cost.m}) but dynamics has ({n}, {m})")
-    x = as_batch("x0", x0, n)
-    if x.ndim != 1:
-        raise ValueError(f"x0 must have shape ({n},), got {x.shape}")
+    n, m, x = check_start(dynamics, cost, x0)
     U = as_float_array("U_init", U_init)
     if U.ndim == 1 and m == 1:
         U = U[:, None]
