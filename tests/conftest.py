@@ -35,6 +35,19 @@ from gpcontrol.systems import (
 # took 10-20 ms instead of 2 us on a busy two-core machine).
 torch.set_num_threads(1)
 
+
+@pytest.fixture(scope="module")
+def one_blas_thread():
+    """Small dense problems: BLAS threads only add contention on a shared machine."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        yield
+        return
+    with threadpool_limits(1):
+        yield
+
+
 settings.register_profile("default", deadline=None)
 settings.register_profile("ci", parent=settings.get_profile("default"), derandomize=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

@@ -10,17 +10,7 @@ import scipy.optimize as so
 
 from gpcontrol.solvers import box_qp
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small dense problems: BLAS threads only add contention on a shared machine."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        yield
-        return
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def _enumerated_solution(

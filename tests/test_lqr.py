@@ -19,17 +19,7 @@ from gpcontrol.solvers import (
 )
 from gpcontrol.systems import Pendulum
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small dense problems: BLAS threads only add contention on a shared machine."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        yield
-        return
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def _random_system(rng: np.random.Generator, n: int, m: int) -> tuple[np.ndarray, ...]:
