@@ -17,6 +17,7 @@ from gpcontrol.solvers.shooting import (
     CEMOptions,
     MPPIOptions,
     RandomShootingOptions,
+    _colored_noise_basis,
     batch_rollout,
     cem,
     mppi,
@@ -63,20 +64,93 @@ def test_random_shooting_beats_zero_actions(swingup: dict[str, Any]) -> None:
     assert res.evaluations == 2001
 
 
-def test_cem_swings_up_within_a_factor_two_of_ilqr(swingup: dict[str, Any]) -> None:
-    """CEM (500 samples, 25 elites, 20 refits) lands within 2x the iLQR optimum.
+def test_colored_random_shooting_approaches_ilqr(swingup: dict[str, Any]) -> None:
+    """10,000 clipped colored-noise sequences (beta = 3, sigma = 5) land within 30 % of iLQR.
 
-    Measured: iLQR 76.3; CEM 123-133 over seeds 0-4 (a two-pump local optimum
-    where iLQR pumps once); zero actions 641.5.
+    Measured: ratio to iLQR 1.176 for seed 0; over seeds 0-9 median 1.21,
+    range 1.09-1.41. The bound 1.3 is the seed-0 value plus ~10 % margin.
+    Uniform i.i.d. sequences stay far off (2.5-3.2x with 20,000 samples,
+    seeds 0-2), which the second half checks with a tenth of the budget
+    (measured 4.0x for seed 0).
     """
     sw = swingup
-    res = cem(sw["system"], sw["cost"], sw["x0"], sw["U0"], options=CEMOptions(500, 25, 20), seed=1)
+    args = (sw["system"], sw["cost"], sw["x0"], sw["U0"])
+    colored = random_shooting(
+        *args, options=RandomShootingOptions(10_000, noise_exponent=3.0, noise_std=5.0), seed=0
+    )
+    _check_consistent(colored, sw)
+    assert colored.cost < 1.3 * sw["ilqr"].cost
+    assert colored.cost >= sw["ilqr"].cost * (1 - 1e-9)  # no better than the local optimum here
+    uniform = random_shooting(*args, options=RandomShootingOptions(1000), seed=0)
+    assert uniform.cost > 2.0 * sw["ilqr"].cost > colored.cost
+
+
+def test_cem_swings_up_within_twenty_percent_of_ilqr(swingup: dict[str, Any]) -> None:
+    """iCEM-style CEM lands within 20 % of the iLQR optimum, in the same basin.
+
+    Options: colored noise beta = 4, sigma_0 = 5 (twice the half-width, so
+    the first samples are near bang-bang), a first population of 10,000, then
+    30 refits of 500 samples + 30 % of the 25 elites kept, momentum 0.1:
+    about 25,000 rollouts of H = 30 (~1-3 s).
+
+    Measured (a loop over seeds, see the issue-3 report): iLQR
+    76.28; this CEM / iLQR = 1.111 for seed 0, over seeds 0-9 median 1.146,
+    range 1.032-1.290. The bound 1.2 is the seed-0 value plus ~8 % margin.
+    White-noise CEM with 10,000 rollouts (500 x 20, 25 elites) gave 1.61-1.74
+    over seeds 0-4 when refitted to the clipped samples, 1.51-1.60 refitted to
+    the unclipped draws: its refits stall in the narrow valley of the
+    one-pump optimum (iLQR started from its plan still reaches 76.28).
+    """
+    sw = swingup
+    opts = CEMOptions(
+        500,
+        25,
+        30,
+        init_std=5.0,
+        smoothing=0.1,
+        noise_exponent=4.0,
+        keep_elites=0.3,
+        initial_samples=10_000,
+    )
+    res = cem(sw["system"], sw["cost"], sw["x0"], sw["U0"], options=opts, seed=0)
     _check_consistent(res, sw)
-    assert res.cost < 2.0 * sw["ilqr"].cost
-    assert res.cost < 0.25 * sw["zero_cost"]
-    assert abs(res.X[-1, 0] - np.pi) < 0.3  # upright at the end of the horizon
+    assert res.cost < 1.2 * sw["ilqr"].cost
+    assert res.cost < 0.2 * sw["zero_cost"]
+    assert abs(res.X[-1, 0] - np.pi) < 0.2  # upright at the end of the horizon
     assert list(res.cost_history) == sorted(res.cost_history, reverse=True)  # best so far
     assert res.cost == res.cost_history[-1]
+    assert res.evaluations == 10_000 + 29 * (500 + 7)  # the 7 kept elites are re-evaluated
+    # CEM's plan lies in the basin of the iLQR optimum: iLQR started there ends there.
+    system = sw["system"]
+    polished = ilqr(system, sw["cost"], sw["x0"], res.U, u_low=system.u_low, u_high=system.u_high)
+    assert polished.converged
+    assert polished.cost == pytest.approx(sw["ilqr"].cost, rel=1e-6)
+
+
+@pytest.mark.parametrize("H", [30, 31])
+def test_colored_noise_is_stationary_with_unit_variance_and_white_at_beta_zero(H: int) -> None:
+    """Covariance L L' of the colored-noise map: identity at beta = 0, unit diagonal always.
+
+    The lag-one correlation of a circulant process with spectrum f^-beta
+    grows with beta (smoother sequences).
+    """
+    np.testing.assert_allclose(_colored_noise_basis(H, 0.0) @ _colored_noise_basis(H, 0.0).T,
+                               np.eye(H), atol=1e-12)  # fmt: skip
+    lag_one = []
+    for beta in (1.0, 2.0, 4.0):
+        L = _colored_noise_basis(H, beta)
+        C = L @ L.T
+        np.testing.assert_allclose(np.diag(C), 1.0, rtol=1e-12)
+        # Circulant: the covariance depends on the lag only.
+        np.testing.assert_allclose(np.diag(C, 1), C[0, 1], rtol=1e-10)
+        lag_one.append(C[0, 1])
+    assert 0 < lag_one[0] < lag_one[1] < lag_one[2] < 1
+    # Monte Carlo through the planner's own draw: sample variance within 4 SE of 1.
+    rng = np.random.default_rng(0)
+    L = _colored_noise_basis(H, 2.0)
+    eps = L @ rng.standard_normal((L.shape[1], 20_000))
+    se = np.sqrt(2.0 / 20_000)  # SE of a variance estimate of a unit normal
+    assert np.all(np.abs(eps.var(axis=1) - 1.0) < 4 * se)
 
 
 def test_mppi_improves_on_its_initial_sequence(swingup: dict[str, Any]) -> None:
@@ -189,6 +263,16 @@ def test_bad_input_is_reported(swingup: dict[str, Any]) -> None:
     args = (sw["system"], sw["cost"], sw["x0"])
     with pytest.raises(ValueError, match="num_elites must not exceed num_samples"):
         CEMOptions(num_samples=10, num_elites=20)
+    with pytest.raises(ValueError, match="noise_exponent must be"):
+        CEMOptions(noise_exponent=-1.0)
+    with pytest.raises(ValueError, match="noise_exponent must be None or"):
+        RandomShootingOptions(noise_exponent=float("nan"))
+    with pytest.raises(ValueError, match="noise_std must be a positive"):
+        RandomShootingOptions(noise_exponent=2.0, noise_std=-1.0)
+    with pytest.raises(ValueError, match="keep_elites must lie"):
+        CEMOptions(keep_elites=1.5)
+    with pytest.raises(ValueError, match="initial_samples must be at least num_elites"):
+        CEMOptions(num_samples=100, num_elites=20, initial_samples=10)
     with pytest.raises(ValueError, match="temperature must be a positive"):
         MPPIOptions(temperature=0.0)
     with pytest.raises(ValueError, match=r"U_init must have shape \(H, 1\)"):

@@ -14,17 +14,29 @@ them out together (:func:`batch_rollout`: one call of ``dynamics.step`` on an
 :math:`J^{(i)}`:
 
 * **random shooting** keeps the best of :math:`N` sequences drawn uniformly
-  in the control box (Nagabandi et al., ICRA 2018, Sec. IV-C);
+  in the control box (Nagabandi et al., ICRA 2018, Sec. IV-C), or drawn as
+  clipped colored-noise perturbations of the initial guess (see below);
 * the **cross-entropy method** (Rubinstein 1999; Botev et al. 2013; as a
-  planner in Chua et al., *PETS*, NeurIPS 2018) samples
-  :math:`u^{(i)}_t \sim \mathcal N(\mu_t, \operatorname{diag}\sigma_t^2)`,
-  clipped to the box, and refits :math:`(\mu, \sigma)` to the :math:`K`
+  planner in Chua et al., *PETS*, NeurIPS 2018) draws
+  :math:`\tilde u^{(i)}_t = \mu_t + \sigma_t \varepsilon^{(i)}_t`, evaluates
+  the clipped :math:`U^{(i)} = \Pi(\tilde U^{(i)})`, and refits
+  :math:`(\mu, \sigma)` to the draws :math:`\tilde U` of the :math:`K`
   lowest-cost samples (the elites),
 
   .. math::
 
-      \mu \leftarrow \alpha\mu + (1-\alpha)\,\overline{U}_{\text{elite}},\qquad
-      \sigma \leftarrow \alpha\sigma + (1-\alpha)\,\operatorname{std}(U_{\text{elite}});
+      \mu \leftarrow \alpha\mu + (1-\alpha)\,\overline{\tilde U}_{\text{elite}},\qquad
+      \sigma \leftarrow \alpha\sigma + (1-\alpha)\,\operatorname{std}(\tilde U_{\text{elite}}).
+
+  Refitting to the unclipped draws lets :math:`\mu_t` move past a bound
+  where the optimum saturates (the mean of clipped samples always sits
+  inside the box, which biases the refit away from bang-bang optima).
+  Optional improvements of Pinneri et al. ("Sample-efficient cross-entropy
+  method for real-time planning", *iCEM*, CoRL 2020): temporally correlated
+  noise :math:`\varepsilon` with power spectrum :math:`\propto f^{-\beta}`
+  (colored noise: :math:`\beta = 0` white, larger :math:`\beta` smoother,
+  lower-frequency sequences), a fraction of the elites carried over to the
+  next iteration, and (ours) a larger first population for exploration;
 
 * **MPPI** (model predictive path integral control; Williams et al.,
   "Information theoretic MPC for model-based reinforcement learning", ICRA
@@ -96,14 +108,32 @@ class RandomShootingOptions:
     Attributes
     ----------
     num_samples : int
-        Sequences drawn uniformly in the control box (the initial guess is
-        evaluated as well).
+        Sequences drawn (the initial guess is evaluated as well).
+    noise_exponent : float, optional
+        ``None`` (default): every :math:`u_t` uniform in the box. A number
+        :math:`\beta \\ge 0`: Gaussian perturbations of the initial guess,
+        :math:`U^{(i)} = \\Pi(U_{\text{init}} + \\sigma\varepsilon^{(i)})`, with
+        colored noise :math:`\varepsilon` of power spectrum :math:`\\propto f^{-\beta}`
+        along time (as in :class:`CEMOptions`); smooth sequences reach far
+        better plans than i.i.d. ones on swing-up tasks.
+    noise_std : float or array_like, shape (m,), optional
+        :math:`\\sigma` of the Gaussian perturbations; default a quarter of
+        the box width.
     """
 
     num_samples: int = 1000
+    noise_exponent: float | None = None
+    noise_std: float | tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         _positive_int("num_samples", self.num_samples)
+        if self.noise_exponent is not None and not (
+            math.isfinite(self.noise_exponent) and self.noise_exponent >= 0
+        ):
+            raise ValueError(
+                f"noise_exponent must be None or a finite number >= 0, got {self.noise_exponent!r}"
+            )
+        _std_option("noise_std", self.noise_std)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +154,19 @@ class CEMOptions:
     min_std : float
         Stop early once every :math:`\sigma_t` is below this.
     smoothing : float
-        :math:`\alpha \in [0, 1)`, weight of the old distribution in a refit.
+        :math:`\alpha \in [0, 1)`, weight of the old distribution in a refit
+        (momentum).
+    noise_exponent : float
+        :math:`\beta \ge 0` of the colored sampling noise, power spectrum
+        :math:`\propto f^{-\beta}` along time (iCEM, Sec. 3.1): 0 is white
+        noise; 2 to 4 give the smooth, low-frequency sequences that pumping
+        and swinging tasks need.
+    keep_elites : float
+        Fraction in [0, 1] of the elites (best first) added unchanged to the
+        next iteration's samples (iCEM, Sec. 3.2).
+    initial_samples : int, optional
+        Samples of the first iteration (default ``num_samples``): a wide first
+        population before the distribution narrows.
     """
 
     num_samples: int = 500
@@ -133,6 +175,9 @@ class CEMOptions:
     init_std: float | tuple[float, ...] | None = None
     min_std: float = 1e-3
     smoothing: float = 0.0
+    noise_exponent: float = 0.0
+    keep_elites: float = 0.0
+    initial_samples: int | None = None
 
     def __post_init__(self) -> None:
         _positive_int("num_samples", self.num_samples)
@@ -148,6 +193,19 @@ class CEMOptions:
             raise ValueError(f"min_std must be a finite number >= 0, got {self.min_std!r}")
         if not 0.0 <= self.smoothing < 1.0:
             raise ValueError(f"smoothing must lie in [0, 1), got {self.smoothing!r}")
+        if not (math.isfinite(self.noise_exponent) and self.noise_exponent >= 0):
+            raise ValueError(
+                f"noise_exponent must be a finite number >= 0, got {self.noise_exponent!r}"
+            )
+        if not 0.0 <= self.keep_elites <= 1.0:
+            raise ValueError(f"keep_elites must lie in [0, 1], got {self.keep_elites!r}")
+        if self.initial_samples is not None:
+            _positive_int("initial_samples", self.initial_samples)
+            if self.initial_samples < self.num_elites:
+                raise ValueError(
+                    "initial_samples must be at least num_elites, got "
+                    f"{self.initial_samples} < {self.num_elites}"
+                )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -287,6 +345,53 @@ def _batch_rollout(dynamics: Any, cost: Any, x0: Array, U: Array) -> tuple[Array
     return X, J
 
 
+def _colored_noise_basis(H: int, beta: float) -> Array:
+    r"""Linear map from i.i.d. standard normals to stationary colored noise of length ``H``.
+
+    .. math::
+
+        \varepsilon_t = \frac{1}{c}\,\operatorname{irfft}\bigl(f_k^{-\beta/2}(a_k + i b_k)\bigr)_t,
+        \qquad a_k, b_k \sim \mathcal N(0, 1),\quad f_k = \max(k / H, 1 / H),
+
+    (the real-only constant and Nyquist terms get twice the variance, so that
+    :math:`\beta = 0` is exactly white)
+
+    the spectral method of Timmer & Koenig (*Astron. Astrophys.* 300, 1995)
+    as used by iCEM (Pinneri et al., CoRL 2020), with :math:`c` chosen so that
+    :math:`\operatorname{Var}\varepsilon_t = 1` (the process is circulant, so
+    the variance is the same at every :math:`t`).
+
+    Returns
+    -------
+    L : ndarray, shape (H, 2 * (H // 2 + 1))
+        ``eps = L @ z`` with ``z`` standard normal.
+    """
+    nf = H // 2 + 1
+    f = np.maximum(np.fft.rfftfreq(H), 1.0 / H)
+    amp = f ** (-beta / 2.0)
+    # irfft drops the imaginary part of the constant (and, H even, the Nyquist)
+    # term: doubling their variance makes beta = 0 exactly white.
+    amp[0] *= math.sqrt(2.0)
+    if H % 2 == 0:
+        amp[-1] *= math.sqrt(2.0)
+    basis = np.zeros((2 * nf, nf), dtype=np.complex128)
+    basis[:nf] = np.diag(amp)
+    basis[nf:] = 1j * np.diag(amp)
+    L = np.fft.irfft(basis, n=H, axis=1).T  # (H, 2 nf)
+    return L / np.linalg.norm(L[0])
+
+
+def _noise(
+    rng: np.random.Generator, beta: float, N: int, H: int, m: int, L: Array | None = None
+) -> Array:
+    """``(N, H, m)`` standard normals, colored along time when ``beta > 0`` (basis ``L``)."""
+    if beta == 0:
+        return rng.standard_normal((N, H, m))
+    if L is None:
+        L = _colored_noise_basis(H, beta)
+    return np.einsum("hk,nkm->nhm", L, rng.standard_normal((N, L.shape[1], m)))
+
+
 def _rng(seed: Seed) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
@@ -370,16 +475,18 @@ def random_shooting(
     options: RandomShootingOptions | None = None,
     seed: Seed = None,
 ) -> ShootingResult:
-    r"""Best of ``num_samples`` control sequences drawn uniformly in the box.
+    r"""Best of ``num_samples`` control sequences drawn in the box.
 
     .. math::
 
         U^\star = \arg\min_{i} J(U^{(i)}),\qquad
-        u^{(i)}_t \sim \mathcal U[\underline u, \overline u]\ \text{i.i.d.},\quad
+        u^{(i)}_t \sim \mathcal U[\underline u, \overline u]\ \text{i.i.d.}
+        \ \text{or}\ U^{(i)} = \Pi(U_{\text{init}} + \sigma\varepsilon^{(i)}),\quad
         U^{(0)} = U_{\text{init}},
 
     evaluated in one :func:`batch_rollout` (Nagabandi et al., "Neural network
-    dynamics for model-based deep RL with model-free fine-tuning", ICRA 2018).
+    dynamics for model-based deep RL with model-free fine-tuning", ICRA 2018;
+    the colored-noise draws follow iCEM, Pinneri et al., CoRL 2020).
 
     Parameters
     ----------
@@ -411,7 +518,11 @@ def random_shooting(
     N = opts.num_samples
     samples = np.empty((N + 1, H, m))
     samples[0] = U0
-    samples[1:] = lo + (hi - lo) * rng.random((N, H, m))
+    if opts.noise_exponent is None:
+        samples[1:] = lo + (hi - lo) * rng.random((N, H, m))
+    else:
+        sigma = _std("noise_std", opts.noise_std, lo, hi)
+        samples[1:] = np.clip(U0 + sigma * _noise(rng, opts.noise_exponent, N, H, m), lo, hi)
     _, J = _batch_rollout(dynamics, cost, x, samples)
     best = int(np.argmin(J))
     history = [float(J[0]), float(J[best])]
@@ -433,14 +544,19 @@ def cem(
 
     .. math::
 
-        U^{(i)} = \Pi\bigl(\mu + \sigma \odot \varepsilon^{(i)}\bigr),\quad
+        \tilde U^{(i)} = \mu + \sigma \odot \varepsilon^{(i)},\quad
+        U^{(i)} = \Pi(\tilde U^{(i)}),\quad
         \mathcal E = \text{the } K \text{ lowest } J(U^{(i)}),\quad
-        \mu \leftarrow \alpha\mu + (1-\alpha)\operatorname{mean}_{\mathcal E} U,\quad
-        \sigma \leftarrow \alpha\sigma + (1-\alpha)\operatorname{std}_{\mathcal E} U
+        \mu \leftarrow \alpha\mu + (1-\alpha)\operatorname{mean}_{\mathcal E} \tilde U,\quad
+        \sigma \leftarrow \alpha\sigma + (1-\alpha)\operatorname{std}_{\mathcal E} \tilde U
 
     (Rubinstein, *Methodol. Comput. Appl. Probab.* 1(2), 1999; as an MPC
-    planner: Chua et al., NeurIPS 2018, Sec. 5). The returned sequence is the
-    best one evaluated; sample 0 of every iteration is the current mean.
+    planner: Chua et al., NeurIPS 2018, Sec. 5), with :math:`(\mu, \sigma)`
+    refitted to the elites' unclipped draws, and optionally colored noise
+    :math:`\varepsilon`, kept elites and a larger first population (iCEM,
+    Pinneri et al., CoRL 2020; see :class:`CEMOptions`). The returned sequence
+    is the best one evaluated; sample 0 of every iteration is the (clipped)
+    current mean.
 
     Parameters
     ----------
@@ -467,16 +583,22 @@ def cem(
     H, m = mu.shape
     sigma = np.broadcast_to(_std("init_std", opts.init_std, lo, hi), (H, m)).copy()
     N, K, alpha = opts.num_samples, opts.num_elites, opts.smoothing
+    beta = opts.noise_exponent
+    L = _colored_noise_basis(H, beta) if beta > 0 else None
+    n_keep = int(opts.keep_elites * K)
+    kept = np.empty((0, H, m))
     best_U, best_J = mu.copy(), math.inf
     history: list[float] = []
     evaluations = 0
     iterations = 0
     for it in range(opts.iterations):
-        samples = mu + sigma * rng.standard_normal((N, H, m))
-        samples[0] = mu
-        np.clip(samples, lo, hi, out=samples)
+        n_draw = opts.initial_samples if it == 0 and opts.initial_samples else N
+        eps = _noise(rng, beta, n_draw, H, m, L)
+        draws = np.concatenate([mu + sigma * eps, kept])
+        draws[0] = mu
+        samples = np.clip(draws, lo, hi)
         _, J = _batch_rollout(dynamics, cost, x, samples)
-        evaluations += N
+        evaluations += draws.shape[0]
         iterations += 1
         if it == 0:
             history.append(float(J[0]))
@@ -484,9 +606,11 @@ def cem(
         if J[order[0]] < best_J:
             best_J, best_U = float(J[order[0]]), samples[order[0]].copy()
         history.append(best_J)
-        elites = samples[order[:K]][np.isfinite(J[order[:K]])]
-        if elites.shape[0] == 0:
+        elite_idx = order[:K][np.isfinite(J[order[:K]])]
+        if elite_idx.size == 0:
             raise FloatingPointError("cem: every sampled sequence diverged (non-finite cost)")
+        elites = draws[elite_idx]  # refit to the unclipped draws (module docstring)
+        kept = elites[:n_keep].copy()
         mu = alpha * mu + (1 - alpha) * elites.mean(axis=0)
         sigma = alpha * sigma + (1 - alpha) * elites.std(axis=0)
         if (sigma < opts.min_std).all():
