@@ -24,16 +24,7 @@ from gpcontrol.systems import CartPole, CartPoleParams, Pendulum, PlanarArm
 HAVE_COMPILER = _kernels.riccati_library() is not None
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small dense problems: BLAS threads only add contention on a shared machine."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        yield
-        return
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def ipopt_solution(system, cost, x0, T, u_low, u_high) -> tuple[np.ndarray, np.ndarray, float]:
@@ -373,6 +364,7 @@ def test_compiled_backward_pass_equals_numpy_reference(
     cb = _kernels.CBackward(_kernels.riccati_library(), T, n, m, second)
     cb.F[...], cb.C[...], cb.VT[...] = F, C, VT
     if second:
+        assert cb.F2 is not None
         cb.F2[...] = F2
     cb.lower[...], cb.upper[...] = lower, upper
     assert cb(mu, state_reg, bounded, False, second) == -1
@@ -380,6 +372,7 @@ def test_compiled_backward_pass_equals_numpy_reference(
     np.testing.assert_allclose(cb.V, ref.V, rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(cb.dV, ref.expected_terms(), rtol=1e-9, atol=1e-12)
     if bounded:
+        assert ref.free is not None
         np.testing.assert_array_equal(cb.free.astype(bool), ref.free)
         assert (~ref.free).any()
 
@@ -522,8 +515,14 @@ def test_cached_kernels_are_released_after_errors_and_shared_safely_across_threa
         assert res.cost_history == reference.cost_history
 
 
-def test_arm_reaches_ten_random_targets_and_matches_ipopt() -> None:
-    """Li & Todorov's two-link arm, 1 s, |tau| <= 5 N m (benchmark problem (c) style)."""
+@pytest.mark.parametrize("solver", [ilqr, pytest.param(ddp, marks=pytest.mark.slow)])
+def test_arm_reaches_ten_random_targets_and_matches_ipopt(solver) -> None:
+    """Li & Todorov's two-link arm, 1 s, |tau| <= 5 N m (benchmark problem (c) style).
+
+    IPOPT is solved for the first two targets (each ~0.5 s), for both solvers.
+    Each target is a new cost, so the compiled kernels are rebuilt per target
+    (~1 s each): the DDP case is marked slow.
+    """
     system = PlanarArm()
     rng = np.random.default_rng(7)
     x0 = np.array([np.pi / 4, np.pi / 2, 0.0, 0.0])
@@ -538,8 +537,7 @@ def test_arm_reaches_ten_random_targets_and_matches_ipopt() -> None:
             x_target=goal,
             Qf=np.diag([1e3, 1e3, 10.0, 10.0]),
         )
-        box = {"u_low": system.u_low, "u_high": system.u_high}
-        res = ilqr(system, cost, x0, np.zeros((T, 2)), **box)
+        res = solver(system, cost, x0, np.zeros((T, 2)), u_low=system.u_low, u_high=system.u_high)
         assert res.converged, res.message
         hand = system.end_effector(res.X[-1])
         assert np.linalg.norm(hand - target) < 0.01
