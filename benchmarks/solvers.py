@@ -5,7 +5,11 @@ Runs, one after another with every thread pool pinned to one thread:
 * (a) cart-pole, (b) pendulum, (c) arm2: gpcontrol's iLQR and DDP (compiled
   kernels when a C compiler is present; also iLQR on the pure CasADi/NumPy
   fallback), and CasADi + IPOPT multiple shooting (``expand=True``) as the
-  peer. crocoddyl and mpc.pytorch are reported as skipped when not installed.
+  peer; crocoddyl's ``SolverBoxFDDP`` on the problem written as Python action
+  models, and mpc.pytorch's box-DDP (``mpc.MPC``) on a torch copy of the
+  model (cart-pole only by default: one solve takes minutes). Both are
+  optional: a missing one is skipped with a printed note
+  (``pip install -e ".[bench]"`` for crocoddyl; ``pip install --no-deps mpc==0.0.6``).
 * (d) random discrete LQR: gpcontrol ``dlqr``, ``scipy.linalg.solve_discrete_are``
   and python-control ``dlqr``.
 
@@ -18,6 +22,7 @@ Usage::
 
     python benchmarks/solvers.py                # all problems, 5 repeats
     python benchmarks/solvers.py --repeats 9 --problems cartpole lqr
+    python benchmarks/solvers.py --problems pendulum --mpc-pytorch pendulum
 """
 
 from __future__ import annotations
@@ -183,16 +188,28 @@ class Row:
     cost: float
     setup: float = 0.0
     note: str = ""
+    cpu: float = math.nan  # process CPU seconds (median, like ``seconds``)
+
+
+def _median_times(solve: Callable[[], Any], repeats: int) -> tuple[float, float, Any]:
+    """Median wall-clock and median process CPU seconds of ``repeats`` solves after a warm-up.
+
+    On a shared, busy machine the CPU time is the steadier figure (the wall
+    clock also counts the time other processes hold the core).
+    """
+    out = solve()  # warm-up (compiles kernels, fills caches)
+    walls, cpus = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = solve()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return statistics.median(walls), statistics.median(cpus), out
 
 
 def _median_time(solve: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    out = solve()  # warm-up (compiles kernels, fills caches)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = solve()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+    wall, _, out = _median_times(solve, repeats)
+    return wall, out
 
 
 def run_gpcontrol(p: Problem, method: str, backend: str, repeats: int) -> Row:
@@ -201,18 +218,19 @@ def run_gpcontrol(p: Problem, method: str, backend: str, repeats: int) -> Row:
     U0 = np.zeros((p.T, p.system.m))
     first = fn(p.system, p.cost, p.x0, U0, u_low=p.lo, u_high=p.hi, options=opts)
     setup = first.timings["setup"]  # CasADi codegen + C compile (disk-cached) on first use
-    med, res = _median_time(
+    med, cpu, res = _median_times(
         lambda: fn(p.system, p.cost, p.x0, U0, u_low=p.lo, u_high=p.hi, options=opts), repeats
     )
     per_it = med / max(res.iterations, 1)
     phases = {k: v / max(res.iterations, 1) for k, v in res.timings.items()}
     note = (
-        f"{res.status}; backend {res.backend}; {per_it * 1e3:.3f} ms/it "
+        f"{res.status}; backend {res.backend}; {per_it * 1e3:.3f} ms/it, "
+        f"{cpu / max(res.iterations, 1) * 1e3:.3f} cpu ms/it "
         f"(lin {phases['linearize'] * 1e3:.3f}, bwd {phases['backward'] * 1e3:.3f}, "
         f"fwd {phases['forward'] * 1e3:.3f})"
     )
     label = f"gpcontrol {method}" + ("" if backend == "auto" else f" [{backend}]")
-    return Row(p.name, label, med, res.iterations, res.cost, setup, note)
+    return Row(p.name, label, med, res.iterations, res.cost, setup, note, cpu)
 
 
 def run_ipopt(p: Problem, repeats: int) -> Row:
@@ -239,7 +257,7 @@ def run_ipopt(p: Problem, repeats: int) -> Row:
     w0 = np.concatenate([sys_.simulate(p.x0, U0).ravel(), U0.ravel()])
     lbx = np.concatenate([np.full(n * (T + 1), -np.inf), np.tile(p.lo, T)])
     ubx = np.concatenate([np.full(n * (T + 1), np.inf), np.tile(p.hi, T)])
-    med, sol = _median_time(lambda: solver(x0=w0, lbx=lbx, ubx=ubx, lbg=0, ubg=0), repeats)
+    med, cpu, sol = _median_times(lambda: solver(x0=w0, lbx=lbx, ubx=ubx, lbg=0, ubg=0), repeats)
     stats = solver.stats()
     return Row(
         p.name,
@@ -249,18 +267,213 @@ def run_ipopt(p: Problem, repeats: int) -> Row:
         float(sol["f"]),
         setup,
         stats["return_status"],
+        cpu,
     )
 
 
-def optional_peers(p: Problem) -> list[Row]:
-    rows = []
-    for module, label in (("crocoddyl", "crocoddyl BoxFDDP"), ("mpc", "mpc.pytorch box-DDP")):
-        if importlib.util.find_spec(module) is None:
-            rows.append(Row(p.name, label, math.nan, "-", math.nan, note="not installed: skipped"))
-        else:
-            rows.append(
-                Row(p.name, label, math.nan, "-", math.nan, note="installed; runner not written")
+def _time_slow(solve: Callable[[], Any], repeats: int) -> tuple[float, float, Any, str]:
+    """Median of ``repeats`` solves, or a single solve when one takes over a second."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = solve()
+    first, first_cpu = time.perf_counter() - t0, time.process_time() - c0
+    if first > 1.0:
+        return first, first_cpu, out, "1 run (over 1 s per solve)"
+    med, cpu, out = _median_times(solve, repeats)
+    return med, cpu, out, f"median of {repeats}"
+
+
+def crocoddyl_problem(p: Problem) -> Any:
+    """The problem as crocoddyl action models written in Python, as a Python user would.
+
+    A discrete ``ActionModelAbstract`` subclass: ``calc`` evaluates the RK4
+    step (one CasADi call) and the quadratic stage cost, ``calcDiff`` the step
+    Jacobians (one CasADi call) and the cost derivatives in NumPy. Same
+    discrete-time problem, so the costs compare to rounding.
+    """
+    import crocoddyl  # type: ignore[import-not-found]
+
+    sys_, cost = p.system, p.cost
+    n, m = sys_.n, sys_.m
+    xs, us = ca.SX.sym("x", n), ca.SX.sym("u", m)
+    xn = sys_.discrete(xs, us)
+    step = ca.Function("f", [xs, us], [xn]).expand()
+    jac = ca.Function("df", [xs, us], [ca.jacobian(xn, xs), ca.jacobian(xn, us)]).expand()
+    Q, R, Qf, xg = cost.Q, cost.R, cost.Qf, cost.x_target
+    zero_u = np.zeros(m)
+
+    class Running(crocoddyl.ActionModelAbstract):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(crocoddyl.StateVector(n), m, 1)
+            self.u_lb, self.u_ub = p.lo.copy(), p.hi.copy()
+
+        def calc(self, data: Any, x: np.ndarray, u: np.ndarray | None = None) -> None:
+            u = zero_u if u is None else u
+            dx = x - xg
+            data.cost = 0.5 * dx @ Q @ dx + 0.5 * u @ R @ u
+            data.xnext[:] = np.asarray(step(x, u)).ravel()
+
+        def calcDiff(self, data: Any, x: np.ndarray, u: np.ndarray | None = None) -> None:
+            u = zero_u if u is None else u
+            A, B = jac(x, u)
+            data.Fx[...] = np.asarray(A)
+            data.Fu[...] = np.asarray(B).reshape(data.Fu.shape)  # (n,) when m = 1
+            data.Lx[:] = Q @ (x - xg)
+            data.Lu[:] = R @ u
+            data.Lxx[...] = Q
+            data.Luu[...] = R
+            data.Lxu[...] = 0.0
+
+    class Terminal(crocoddyl.ActionModelAbstract):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(crocoddyl.StateVector(n), m, 1)
+
+        def calc(self, data: Any, x: np.ndarray, u: np.ndarray | None = None) -> None:
+            dx = x - xg
+            data.cost = 0.5 * dx @ Qf @ dx
+            data.xnext[:] = x
+
+        def calcDiff(self, data: Any, x: np.ndarray, u: np.ndarray | None = None) -> None:
+            data.Lx[:] = Qf @ (x - xg)
+            data.Lxx[...] = Qf
+
+    running = Running()
+    return crocoddyl.ShootingProblem(p.x0.copy(), [running] * p.T, Terminal())
+
+
+def run_crocoddyl(p: Problem, repeats: int) -> Row:
+    """crocoddyl ``SolverBoxFDDP`` from U = 0 (its rollout as the feasible guess)."""
+    import crocoddyl
+
+    t0 = time.perf_counter()
+    problem = crocoddyl_problem(p)
+    setup = time.perf_counter() - t0
+    us0 = [np.zeros(p.system.m)] * p.T
+    xs0 = problem.rollout(us0)
+
+    def solve() -> Any:
+        solver = crocoddyl.SolverBoxFDDP(problem)
+        solver.th_stop = 1e-9
+        ok = solver.solve(xs0, us0, 1000, True)
+        return solver, ok
+
+    sec, cpu, (solver, ok), how = _time_slow(solve, repeats)
+    U = np.array(solver.us).reshape(p.T, p.system.m)
+    J = p.cost.total(p.system.simulate(p.x0, U), U)  # evaluated by gpcontrol on its map
+    note = f"{'converged' if ok else 'NOT converged'}; {how}; Python action model"
+    return Row(p.name, "crocoddyl BoxFDDP", sec, int(solver.iter), J, setup, note, cpu)
+
+
+def _torch_ode(name: str) -> Callable[[Any, Any], Any] | None:
+    """The ODEs of PROBLEMS.md (a) and (b) in torch (batched ``(B, n), (B, m)``)."""
+    import torch
+
+    if name == "cartpole":
+
+        def cartpole_ode(x: Any, u: Any) -> Any:
+            m1, m2, ell, g = 1.0, 0.3, 0.5, 9.81
+            s, c = torch.sin(x[:, 1]), torch.cos(x[:, 1])
+            D = m1 + m2 * (1 - c * c)
+            w2, F = x[:, 3] ** 2, u[:, 0]
+            dd1 = (ell * m2 * s * w2 + F + m2 * g * c * s) / D
+            dd2 = -(ell * m2 * c * s * w2 + F * c + (m1 + m2) * g * s) / (ell * D)
+            return torch.stack([x[:, 2], x[:, 3], dd1, dd2], dim=1)
+
+        return cartpole_ode
+    if name == "pendulum":
+
+        def pendulum_ode(x: Any, u: Any) -> Any:
+            # gpcontrol's angle is from hanging: theta_bench = theta - pi.
+            return torch.stack(
+                [x[:, 1], 1.5 * 10.0 * torch.sin(x[:, 0] - math.pi) + 3.0 * u[:, 0]], dim=1
             )
+
+        return pendulum_ode
+    return None
+
+
+def run_mpc_pytorch(p: Problem) -> Row:
+    """mpc.pytorch 0.0.6 box-DDP (``mpc.MPC``, autodiff Jacobians), one cold solve.
+
+    mpc.pytorch has no terminal cost: the problem gets T + 1 steps, the last
+    one carrying Qf on the state and a 1e-8 weight on its control (which acts
+    on nothing, so it is 0 at the optimum and the cost is unchanged).
+    """
+    import torch
+    from mpc import mpc as mpc_mod  # type: ignore[import-not-found]
+
+    maybe_ode = _torch_ode(p.name)
+    if maybe_ode is None:
+        return Row(p.name, "mpc.pytorch box-DDP", math.nan, "-", math.nan, note="no torch model")
+    ode: Callable[[Any, Any], Any] = maybe_ode
+    torch.set_num_threads(1)
+    n, m, T, h = p.system.n, p.system.m, p.T, p.system.dt
+
+    class RK4(torch.nn.Module):
+        def forward(self, x: Any, u: Any) -> Any:
+            k1 = ode(x, u)
+            k2 = ode(x + h / 2 * k1, u)
+            k3 = ode(x + h / 2 * k2, u)
+            k4 = ode(x + h * k3, u)
+            return x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+
+    dx = RK4()
+    rng = np.random.default_rng(0)
+    xt, ut = rng.uniform(-2, 2, (3, n)), rng.uniform(-2, 2, (3, m))
+    np.testing.assert_allclose(  # the torch map is gpcontrol's map
+        dx(torch.tensor(xt), torch.tensor(ut)).numpy(), p.system.step(xt, ut), rtol=1e-12
+    )
+    Q, R, Qf, xg = p.cost.Q, p.cost.R, p.cost.Qf, p.cost.x_target
+    C = np.zeros((T + 1, 1, n + m, n + m))
+    c = np.zeros((T + 1, 1, n + m))
+    C[:T, 0, :n, :n], C[:T, 0, n:, n:], c[:T, 0, :n] = Q, R, -Q @ xg
+    C[T, 0, :n, :n], C[T, 0, n:, n:], c[T, 0, :n] = Qf, 1e-8 * np.eye(m), -Qf @ xg
+    ctrl = mpc_mod.MPC(
+        n,
+        m,
+        T + 1,
+        u_lower=torch.tensor(np.tile(p.lo, (T + 1, 1, 1))),
+        u_upper=torch.tensor(np.tile(p.hi, (T + 1, 1, 1))),
+        lqr_iter=1000,
+        verbose=-1,
+        exit_unconverged=False,
+        detach_unconverged=False,
+        grad_method=mpc_mod.GradMethods.AUTO_DIFF,
+        n_batch=1,
+        backprop=False,
+    )
+    count = [0]
+    inner = ctrl.solve_lqr_subproblem
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        count[0] += 1
+        return inner(*args, **kwargs)
+
+    ctrl.solve_lqr_subproblem = counted
+    cost = mpc_mod.QuadCost(torch.tensor(C), torch.tensor(c))
+    t0, c0 = time.perf_counter(), time.process_time()
+    _, u_opt, _ = ctrl(torch.tensor(p.x0[None]), cost, dx)
+    sec, cpu = time.perf_counter() - t0, time.process_time() - c0
+    U = u_opt[:T, 0].detach().numpy().reshape(T, m)
+    J = p.cost.total(p.system.simulate(p.x0, U), U)
+    # The last call is mpc.pytorch's final no-op pass, not an iteration.
+    return Row(p.name, "mpc.pytorch box-DDP", sec, count[0] - 1, J, 0.0, "1 run (slow)", cpu)
+
+
+def optional_peers(p: Problem, repeats: int, mpc_pytorch_problems: list[str]) -> list[Row]:
+    """crocoddyl and mpc.pytorch rows; a missing package is a printed skip, never an error."""
+    rows = []
+    if importlib.util.find_spec("crocoddyl") is None:
+        print(f"[{p.name}] crocoddyl not installed: skipped (pip install crocoddyl)")
+    else:
+        rows.append(run_crocoddyl(p, repeats))
+    if importlib.util.find_spec("mpc") is None:
+        print(f"[{p.name}] mpc.pytorch not installed: skipped (pip install --no-deps mpc==0.0.6)")
+    elif p.name not in ("cartpole", "pendulum"):
+        print(f"[{p.name}] mpc.pytorch skipped: no torch model of {p.name} written")
+    elif p.name not in mpc_pytorch_problems:
+        print(f"[{p.name}] mpc.pytorch skipped (slow; add it with --mpc-pytorch {p.name})")
+    else:
+        rows.append(run_mpc_pytorch(p))
     return rows
 
 
@@ -320,6 +533,13 @@ def main(argv: list[str] | None = None) -> None:
         choices=["cartpole", "pendulum", "arm2", "lqr"],
     )
     parser.add_argument("--no-fallback", action="store_true", help="skip the no-compiler rows")
+    parser.add_argument(
+        "--mpc-pytorch",
+        nargs="*",
+        default=["cartpole"],
+        choices=["cartpole", "pendulum"],
+        help="problems to run the (minutes-long) mpc.pytorch solve on; default cartpole",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 5:
         parser.error("--repeats must be >= 5")
@@ -336,20 +556,25 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(run_gpcontrol(p, "ddp", "auto", args.repeats))
         if not args.no_fallback:
             rows.append(run_gpcontrol(p, "ilqr", "casadi", args.repeats))
-        rows.extend(optional_peers(p))
+        rows.extend(optional_peers(p, args.repeats, args.mpc_pytorch))
     if rows:
         print(
-            f"{'problem':<9} {'solver':<28} {'time ms':>9} {'iters':>6} {'final cost':>18} "
-            f"{'rel. to IPOPT':>13} {'t / t_IPOPT':>11} {'setup s':>8}  notes"
+            f"{'problem':<9} {'solver':<28} {'time ms':>10} {'cpu ms':>10} {'iters':>6} "
+            f"{'final cost':>18} "
+            f"{'rel. to IPOPT':>13} {'t / t_IPOPT':>11} {'t / t_iLQR':>10} {'setup s':>8}  notes"
         )
         ipopt = {r.problem: r for r in rows if r.solver.startswith("CasADi")}
+        ilqr_rows = {r.problem: r for r in rows if r.solver == "gpcontrol ilqr"}
         for r in rows:
             base = ipopt[r.problem]
             rel = (r.cost - base.cost) / abs(base.cost) if math.isfinite(r.cost) else math.nan
             ratio = r.seconds / base.seconds if math.isfinite(r.seconds) else math.nan
+            ratio_ilqr = r.seconds / ilqr_rows[r.problem].seconds
             print(
-                f"{r.problem:<9} {r.solver:<28} {r.seconds * 1e3:>9.2f} {r.iterations!s:>6} "
-                f"{r.cost:>18.10g} {rel:>13.1e} {ratio:>11.3f} {r.setup:>8.2f}  {r.note}"
+                f"{r.problem:<9} {r.solver:<28} {r.seconds * 1e3:>10.2f} {r.cpu * 1e3:>10.2f} "
+                f"{r.iterations!s:>6} "
+                f"{r.cost:>18.10g} {rel:>13.1e} {ratio:>11.3f} {ratio_ilqr:>10.3g} "
+                f"{r.setup:>8.2f}  {r.note}"
             )
     if "lqr" in args.problems:
         print()
