@@ -10,6 +10,9 @@ and covariance), for N training points, D = 6 inputs and E = 4 outputs. Reported
   moment matching) through a cart-pole GP model fitted on 300 random transitions (D = 6
   features, E = 4 outputs), forward and with the gradient with respect to the policy, and
   the same horizon with the linearised and unscented approximations for comparison;
+* PILCO's policy-search objective itself: ``gpcontrol.algorithms.pilco.expected_return``
+  over 40 steps with the squashed RBF policy (10 bases) and the saturating pole-tip cost,
+  with its gradient with respect to every policy parameter (one L-BFGS evaluation);
 * the leading-order flop count of the forward pass,
   ``P N^2 (2 D + 6) + 2 E N^2`` with ``P = E (E + 1) / 2`` output pairs
   (cross term, exponent assembly, two weighted reductions, the trace), and the achieved
@@ -31,8 +34,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from gpcontrol.algorithms.pilco import expected_return
+from gpcontrol.costs import SaturatingCost
 from gpcontrol.models import GPDynamics, linear_policy_moments, propagate_horizon, squashed
 from gpcontrol.models.moments import GPTerms, _reference_moment_match, moment_match
+from gpcontrol.policies.rbf import RBFPolicy
 from gpcontrol.systems import CartPole
 
 f64 = torch.float64
@@ -165,6 +171,18 @@ def horizon(T: int = 40, N: int = 300, quick: bool = False) -> None:
         f"{T}-step horizon, cart-pole GP (N = {N}, fit {report.seconds:.1f} s): "
         f"forward {t_f * 1e3:.0f} ms, forward + gradient {t_fb * 1e3:.0f} ms "
         f"({t_fb / T * 1e3:.1f} ms per step)"
+    )
+    policy_rbf = RBFPolicy(4, 1, system.u_high, basis=10, angle_indices=(1,), seed=0)
+    cost = SaturatingCost.pole_tip(system)
+
+    def pilco_objective() -> None:
+        policy_rbf.zero_grad()
+        expected_return(model, policy_rbf, cost, mu0, S0, T).backward()
+
+    t_j = median_time(pilco_objective, reps)
+    print(
+        f"{T}-step PILCO objective (expected_return, RBF policy with 10 bases, saturating "
+        f"cost) + gradient w.r.t. the policy: {t_j * 1e3:.0f} ms ({t_j / T * 1e3:.1f} ms per step)"
     )
     for method in ("linearized", "unscented"):
         t_m = median_time(functools.partial(forward_backward, method), reps)

@@ -298,6 +298,23 @@ def test_gradcheck_all_inputs() -> None:
     assert torch.autograd.gradcheck(f, (m, A, X, beta, Wr, log_ell, log_sf2), eps=1e-6, atol=1e-8)
 
 
+def test_gradcheck_inputs_and_lengthscales_with_fixed_weights() -> None:
+    """With beta and W fixed the off-diagonal weights are used in rank-one form: check it."""
+    gp, _ = make_gp(N=6, D=2, E=3, seed=4)
+    g = torch.Generator().manual_seed(5)
+    m = torch.randn(2, generator=g, dtype=f64, requires_grad=True)
+    A = (0.7 * torch.randn(2, 2, generator=g, dtype=f64)).requires_grad_()
+    X = gp.X.clone().requires_grad_()
+    log_ell = gp.lengthscales.log().clone().requires_grad_()
+
+    def f(m, A, X, log_ell):
+        terms = GPTerms(X, gp.beta, gp.W, log_ell.exp(), gp.signal_var, gp.noise_var)
+        out = moment_match(terms, m, _sym(A))
+        return out.M, out.S, out.C
+
+    assert torch.autograd.gradcheck(f, (m, A, X, log_ell), eps=1e-6, atol=1e-8)
+
+
 def test_gradcheck_batched_input() -> None:
     gp, _ = make_gp(N=5, D=2, E=3, seed=6)
     g = torch.Generator().manual_seed(9)
@@ -331,6 +348,20 @@ def test_gradients_match_reference_autograd() -> None:
     grads[1] = (grads[1][0], sym(grads[1][1]), *grads[1][2:])
     for g_fast, g_ref in zip(*grads, strict=True):
         torch.testing.assert_close(g_fast, g_ref, rtol=1e-10, atol=1e-11)
+
+
+def test_autograd_twin_of_the_fused_forward_agrees() -> None:
+    """``_forward_autograd`` (used for second derivatives) computes what the fused node does."""
+    from gpcontrol.models.moments import _constants, _forward_autograd
+
+    gp, _ = make_gp(N=15, D=3, E=3, seed=7)
+    m = torch.tensor([[0.3, -0.1, 0.8], [-1.0, 0.4, 0.0]], dtype=f64)
+    s = torch.stack([random_cov(3, 0.7, 4), random_cov(3, 1.5, 5)])
+    fused = moment_match(gp, m, s)
+    M, S, C = _forward_autograd(_constants(gp), m, s, gp.beta, gp.signal_var)
+    torch.testing.assert_close(fused.M, M + gp.mean, rtol=1e-13, atol=1e-14)
+    torch.testing.assert_close(fused.S, S, rtol=1e-13, atol=1e-14)
+    torch.testing.assert_close(fused.C, C, rtol=1e-13, atol=1e-14)
 
 
 def test_gradgradcheck_second_derivatives() -> None:
@@ -458,3 +489,66 @@ def test_squash_bad_arguments() -> None:
         squash_moments(np.zeros(2), np.eye(2), [1.0, -1.0])
     with pytest.raises(ValueError, match="positive semi-definite"):
         squash_moments(np.zeros(2), -np.eye(2), 1.0)
+
+
+# ------------------------------------------------------- horizon (fast path)
+class _TermsModel:
+    """A dynamics model made of GP terms: n = 2 states (no angles), m = 1 control."""
+
+    n, m = 2, 1
+    angle_indices: tuple[int, ...] = ()
+    other_indices: tuple[int, ...] = (0, 1)
+
+    def __init__(self, gp: GPTerms) -> None:
+        self.gp = gp
+
+    def terms(self) -> GPTerms:
+        return self.gp
+
+    def predict(self, inputs, *, include_noise: bool = False):
+        mean, var = posterior(self.gp, torch.as_tensor(inputs, dtype=f64))
+        return mean, var + self.gp.noise_var if include_noise else var
+
+
+def test_horizon_equals_validated_steps_and_gradcheck() -> None:
+    """propagate_horizon (validated once) = T validated ``propagate`` calls; gradcheck in K."""
+    from gpcontrol.models.propagation import linear_policy_moments, propagate, propagate_horizon
+
+    gp, _ = make_gp(N=8, D=3, E=2, seed=5)
+    model = _TermsModel(gp)
+    mu0 = torch.tensor([0.2, -0.3], dtype=f64)
+    S0 = torch.tensor([[0.1, 0.02], [0.02, 0.05]], dtype=f64)
+    K = torch.tensor([[0.4, -0.2]], dtype=f64, requires_grad=True)
+    k = torch.tensor([0.1], dtype=f64)
+    policy = linear_policy_moments(K, k)
+    traj = propagate_horizon(model, mu0, S0, policy, 3)
+    mu, S = mu0, S0
+    for t in range(3):
+        mu, S = propagate(model, mu, S, policy)
+        torch.testing.assert_close(traj.mean[t + 1], mu, rtol=1e-14, atol=1e-15)
+        torch.testing.assert_close(traj.cov[t + 1], S, rtol=1e-14, atol=1e-15)
+
+    def f(K):
+        tr = propagate_horizon(model, mu0, S0, linear_policy_moments(K, k), 3)
+        return tr.mean, tr.cov
+
+    assert torch.autograd.gradcheck(f, (K,), eps=1e-6, atol=1e-8)
+
+
+def test_horizon_reports_indefinite_belief() -> None:
+    """A policy whose control 'covariance' is indefinite makes a clear ValueError, never NaN."""
+    from gpcontrol.models.propagation import ControlMoments, propagate_horizon
+
+    gp, _ = make_gp(N=8, D=3, E=2, seed=5)
+
+    def bad_policy(mean, cov):
+        return ControlMoments(
+            M=torch.zeros(1, dtype=f64),
+            S=torch.full((1, 1), -50.0, dtype=f64),
+            C=torch.zeros(2, 1, dtype=f64),
+        )
+
+    with pytest.raises(ValueError, match="positive semi-definite"):
+        propagate_horizon(
+            _TermsModel(gp), torch.zeros(2, dtype=f64), 0.1 * torch.eye(2), bad_policy, 3
+        )

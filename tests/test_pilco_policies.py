@@ -145,3 +145,39 @@ def test_validation() -> None:
         pol.moments(torch.zeros(3, dtype=F64), torch.eye(3, dtype=F64))
     with pytest.raises(ValueError, match="x must"):
         pol(np.zeros(3))
+    with pytest.raises(ValueError, match="init_lengthscales"):
+        RBFPolicy(2, 1, 1.0, angle_indices=(0,), init_lengthscales=[1.0, 0.0, 0.7])
+    with pytest.raises(ValueError, match="init_lengthscales"):
+        RBFPolicy(2, 1, 1.0, angle_indices=(0,), init_lengthscales=[1.0, 0.7])
+
+
+def test_rbf_initial_lengthscales_set_the_kernel() -> None:
+    """With PILCO's (1, 0.7, 0.7) length-scales, a control matches a hand-written k(z, c) beta."""
+    pol = RBFPolicy(
+        2, 2, 1.0, basis=4, angle_indices=(0,), init_lengthscales=[1.0, 0.7, 0.7], seed=2
+    )
+    x = np.array([0.3, -0.4])
+    z = np.array([x[1], np.sin(x[0]), np.cos(x[0])])  # [other, sin, cos]
+    c = pol.centres.detach().numpy()
+    y = pol.targets.detach().numpy()
+    ell = np.array([1.0, 0.7, 0.7])
+    K = np.exp(-0.5 * (((c[:, None, :] - c[None, :, :]) / ell) ** 2).sum(-1))
+    k = np.exp(-0.5 * (((z - c) / ell) ** 2).sum(-1))
+    beta = np.linalg.solve(K + 1e-4 * np.eye(4), y)  # sigma_pi = 0.01
+    np.testing.assert_allclose(pol(x), np.sin(k @ beta), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [LinearPolicy, RBFPolicy])
+def test_moment_map_agrees_with_validated_moments(cls: type) -> None:
+    """The hoisted ``moment_map`` (private trig/squash path) equals ``moments`` (public path)."""
+    kwargs = {"basis": 5, "init_std": 0.5} if cls is RBFPolicy else {}
+    pol = cls(4, 1, 10.0, angle_indices=(1,), seed=4, **kwargs)
+    fn = pol.moment_map()
+    gen = torch.Generator().manual_seed(0)
+    for scale in (1e-3, 0.3, 2.0):
+        mean = torch.randn(4, generator=gen, dtype=F64)
+        A = torch.randn(4, 4, generator=gen, dtype=F64)
+        cov = scale * (A @ A.T + 0.1 * torch.eye(4, dtype=F64))
+        a, b = fn(mean, cov), pol.moments(mean, cov)
+        for x, y in ((a.M, b.M), (a.S, b.S), (a.C, b.C)):
+            torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-13)

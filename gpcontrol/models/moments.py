@@ -55,14 +55,16 @@ positive-definite matrices :math:`I + P^{1/2} s P^{1/2}` (``P`` diagonal,
 Cholesky factor, and :math:`Q` is assembled in log space; only the
 :math:`E(E+1)/2` output pairs :math:`a \le b` are computed. Cost
 :math:`O(E^2 N^2 D)` in one batched computation without Python loops over data
-points or outputs; everything is differentiable by torch autograd with respect
-to :math:`m`, :math:`s` and every field of :class:`GPTerms`.
+points or outputs; everything is differentiable by torch autograd (through a
+hand-written, gradchecked backward pass) with respect to :math:`m`, :math:`s`
+and every field of :class:`GPTerms`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import math
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -250,13 +252,17 @@ def moment_match(
     :math:`R_{ab}^{-1}s = P_{ab}^{-1/2}\big(I - (B_{ab} + I)^{-1}\big)P_{ab}^{-1/2}`,
     so every factorisation is a Cholesky factor of a symmetric positive-definite
     matrix (no jitter is ever needed) and :math:`Q` is exponentiated from log
-    space. The reductions :math:`\beta_a^\top Q^{ab}\beta_b` and
-    :math:`\operatorname{tr}(W_a Q^{aa})` are fused with :math:`Q` in one
-    autograd function whose backward pass costs two batched
-    :math:`N\times N\times D` products per output pair; :math:`Q` is never
-    returned. The whole exponent :math:`\log Q` comes from one matrix product
-    of augmented factors, and the weights
-    :math:`\beta_a\beta_b^\top - [a=b]W_a` are cached on ``gp`` when they need
+    space. The whole exponent :math:`\log Q^{ab}` comes from one matrix product
+    of augmented factors whose right factor :math:`[\Lambda_b^{-1}(x_j - \bar x), 1, e^b_j]`
+    is, apart from one column, a constant of the GP; the reductions
+    :math:`\beta_a^\top Q^{ab}\beta_b` and :math:`\operatorname{tr}(W_a Q^{aa})`
+    are fused with :math:`Q` (which is never returned). All the
+    :math:`D\times D` factorisations run as one batched Cholesky. The whole
+    computation is one autograd node with a hand-written backward pass (one
+    batched :math:`N\times N\times D` product per output pair; second
+    derivatives fall back to autograd through the same forward pass), and the
+    GP-only terms (inverse length-scales, scaled inputs, the weights
+    :math:`\beta_a\beta_b^\top - [a=b]W_a`) are cached on ``gp`` when they need
     no gradient, so that a horizon does not rebuild them at every step.
 
     Parameters
@@ -303,21 +309,71 @@ def moment_match(
     if not isinstance(gp, GPTerms):
         raise TypeError(f"gp must be a GPTerms, got {type(gp).__name__}")
     m, s = _check_input(gp, m, s)
-    q, V = _first_moments(gp, m, s)
-    kxx = gp.signal_var.expand(*m.shape[:-1], gp.E)
-    ea, eb, A, B = _pair_exponents(gp, m, s)
-    batch = ea.shape[:-2]
-    P, N, D = A.shape[-3:]
+    return _moment_match(gp, m, s, include_noise)
 
-    def pair_sums(ia: Tensor, ib: Tensor) -> Tensor:
-        Aa, Bb = _augmented_factors(ea, eb, A, B)
-        out = _ExpDot.apply(
-            Aa.reshape(-1, P, N, D + 2), Bb.reshape(-1, P, N, D + 2), _pair_weights(gp)
-        )
-        return out.reshape(*batch, P)
 
-    out = _assemble(gp.beta, gp.noise_var, q, V, kxx, pair_sums, include_noise)
-    return GPMoments(M=out.M + gp.mean, S=out.S, C=out.C)
+class _Constants(NamedTuple):
+    """Everything of moment matching that depends on the GP alone (see :func:`_constants`)."""
+
+    xbar: Tensor  # (D,) centre of the inputs
+    Xc: Tensor  # (N, D) X - xbar
+    iell: Tensor  # (E, D) 1 / ell
+    iell_outer: Tensor  # (E, D, D) 1 / (ell_d ell_e)
+    log_sf2: Tensor  # (E,)
+    ia: Tensor  # (P,) first output of each pair
+    ib: Tensor  # (P,) second output of each pair
+    iell2_b: Tensor  # (P, D) 1 / ell_b^2
+    p_outer: Tensor  # (P, D, D) p_d p_e, p = diag(Lambda_a^{-1} + Lambda_b^{-1})^{1/2}
+    Xb: Tensor  # (P, N, D) Lambda_b^{-1} (x_j - xbar)
+    Omega: Tensor  # (P, N, N) beta_a beta_b' - [a = b] W_a
+    eye: Tensor  # (D, D)
+    row_scale: Tensor  # (P, N) 1 for a = b, beta_a for a < b (Omega_ab = beta_a beta_b')
+    col_scale: Tensor  # (P, N) 1 for a = b, beta_b for a < b
+
+
+def _constants(gp: GPTerms) -> _Constants:
+    r"""The GP-only terms of moment matching, cached on ``gp`` when none of them needs a gradient.
+
+    Inverse length-scales, :math:`\log\alpha^2`, the pair scalings
+    :math:`p_{ab} = (\ell_a^{-2} + \ell_b^{-2})^{1/2}`, the scaled centred inputs
+    :math:`\Lambda_b^{-1}(x_j - \bar x)` and the pair weights
+    :math:`\Omega_{ab} = \beta_a\beta_b^\top - [a=b]W_a`: a belief propagation over a
+    horizon (and a policy search over many horizons) builds them once per model fit.
+    A refit creates a new :class:`GPTerms`, which invalidates the cache. When any field
+    requires a gradient (e.g. an RBF policy's pseudo-data) they are rebuilt on every call.
+    """
+    cached = gp.__dict__.get("_mm_constants")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    E, D = gp.E, gp.D
+    ia, ib = _pairs(E)
+    iell = 1.0 / gp.lengthscales
+    iell2 = iell * iell
+    p = torch.sqrt(iell2[ia] + iell2[ib])
+    xbar = gp.X.detach().mean(0)
+    Xc = gp.X - xbar
+    Omega = gp.beta[ia].unsqueeze(-1) * gp.beta[ib].unsqueeze(-2)
+    Omega = torch.cat([Omega[:E] - gp.W, Omega[E:]])
+    c = _Constants(
+        xbar=xbar,
+        Xc=Xc,
+        iell=iell,
+        iell_outer=iell[:, :, None] * iell[:, None, :],
+        log_sf2=torch.log(gp.signal_var),
+        ia=ia,
+        ib=ib,
+        iell2_b=iell2[ib],
+        p_outer=p[:, :, None] * p[:, None, :],
+        Xb=(Xc * iell2[ib, None, :]).contiguous(),
+        Omega=Omega,
+        eye=torch.eye(D, dtype=torch.float64),
+        row_scale=torch.cat([torch.ones_like(gp.beta), gp.beta[ia[E:]]]).detach(),
+        col_scale=torch.cat([torch.ones_like(gp.beta), gp.beta[ib[E:]]]).detach(),
+    )
+    fields = (gp.X, gp.beta, gp.W, gp.lengthscales, gp.signal_var)
+    if not any(f.requires_grad for f in fields):
+        object.__setattr__(gp, "_mm_constants", c)
+    return c
 
 
 def _pairs(E: int) -> tuple[Tensor, Tensor]:
@@ -327,133 +383,413 @@ def _pairs(E: int) -> tuple[Tensor, Tensor]:
     return torch.cat([diag, iu]), torch.cat([diag, ju])
 
 
-def _first_moments(gp: GPTerms, m: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
-    r"""``q (..., E, N)`` and ``V = q (s + Lambda)^{-1} nu`` ``(..., E, N, D)``."""
-    inv_ell = 1.0 / gp.lengthscales  # (E, D)
-    eye = torch.eye(gp.D, dtype=torch.float64)
-    nu = gp.X - m.unsqueeze(-2)  # (..., N, D)
-    w = nu.unsqueeze(-3) * inv_ell[:, None, :]  # Lambda^{-1/2} nu, (..., E, N, D)
-    Ba = inv_ell[:, :, None] * s.unsqueeze(-3) * inv_ell[:, None, :]  # (..., E, D, D)
-    La = torch.linalg.cholesky(Ba + eye)
-    t = w @ torch.cholesky_inverse(La)  # w (B + I)^{-1}, rows of (B + I)^{-1} w_i
-    logdet = 2.0 * torch.log(torch.diagonal(La, dim1=-2, dim2=-1)).sum(-1)  # (..., E)
-    log_q = torch.log(gp.signal_var)[:, None] - 0.5 * logdet.unsqueeze(-1) - 0.5 * (w * t).sum(-1)
+def _belief_factors(c: _Constants, m: Tensor, s: Tensor) -> tuple[Tensor, ...]:
+    r"""First moments and the factorised pair matrices.
+
+    ``q (..., E, N)``, ``V = q (s + Lambda)^{-1} nu`` ``(..., E, N, D)``,
+    ``w = Lambda^{-1/2} nu`` ``(..., E, N, D)``, ``log|B_ab + I|`` ``(..., P)`` and
+    :math:`\tilde G_{ab} = P_{ab}^{-1/2}(I - (B_{ab} + I)^{-1})P_{ab}^{-1/2} = R_{ab}^{-1}s`
+    ``(..., P, D, D)``. Both sets of :math:`D\times D` factorisations, of
+    :math:`B_a + I` and :math:`B_{ab} + I`, run as one batched Cholesky.
+    """
+    E = c.iell.shape[0]
+    nu = c.Xc - (m - c.xbar).unsqueeze(-2)  # (..., N, D)
+    w = nu.unsqueeze(-3) * c.iell[:, None, :]  # Lambda^{-1/2} nu, (..., E, N, D)
+    scale = torch.cat([c.iell_outer, c.p_outer])  # (E + P, D, D)
+    L = torch.linalg.cholesky(s.unsqueeze(-3) * scale + c.eye)
+    logdet = 2.0 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)  # (..., E + P)
+    inv = torch.cholesky_inverse(L)  # (B + I)^{-1}
+    t = w @ inv[..., :E, :, :]  # rows of (B_a + I)^{-1} w_i
+    log_q = c.log_sf2[:, None] - 0.5 * (logdet[..., :E, None] + (w * t).sum(-1))
     q = torch.exp(log_q)
-    V = q.unsqueeze(-1) * t * inv_ell[:, None, :]
-    return q, V
+    V = (q.unsqueeze(-1) * c.iell[:, None, :]) * t
+    Gs = (c.eye - inv[..., E:, :, :]) / c.p_outer
+    return q, V, w, logdet[..., E:], Gs
 
 
-def _pair_exponents(gp: GPTerms, m: Tensor, s: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    r"""Factors of :math:`\log Q^{ab}_{ij} = e^a_i + e^b_j + A_i^\top B_j` for all pairs.
+def _pair_exponents(
+    c: _Constants, m: Tensor, zeta: Tensor, log_k: Tensor, logdet_p: Tensor, Gs: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Factors of :math:`\log Q^{ab}_{ij} = e^a_i + e^b_j + A_i^\top \tilde x_{bj}` for all pairs.
 
     .. math::
 
-        e^a_i = \log k_a(x_i, m) + \tfrac12 y_{ai}^\top G y_{ai} - \tfrac12\log|B_{ab}+I|,\quad
-        e^b_j = \log k_b(x_j, m) + \tfrac12 y_{bj}^\top G y_{bj},\quad
-        A_i = \tilde G \zeta_{ai},\ B_j = \zeta_{bj},
+        \log Q^{ab}_{ij} = \log k_a(x_i, m) + \log k_b(x_j, m) - \tfrac12\log|B_{ab} + I|
+            + \tfrac12 (\zeta_{ai} + \zeta_{bj})^\top \tilde G (\zeta_{ai} + \zeta_{bj}),
 
-    with :math:`\zeta_{ai} = \Lambda_a^{-1}\nu_i`, :math:`y_{ai} = P_{ab}^{-1/2}\zeta_{ai}`,
-    :math:`G = I - (B_{ab} + I)^{-1}` and :math:`\tilde G = P_{ab}^{-1/2} G P_{ab}^{-1/2}`
-    (so :math:`y_{ai}^\top G y_{bj} = \zeta_{ai}^\top \tilde G \zeta_{bj}`).
-    Shapes ``(..., P, N)`` and ``(..., P, N, D)``.
+    with :math:`\zeta_{ai} = \Lambda_a^{-1}\nu_i` (TPAMI 2015 eq. (22) rewritten). Since
+    :math:`\zeta_{bj} = \tilde x_{bj} - \Lambda_b^{-1}(m - \bar x)` with the constant
+    :math:`\tilde x_{bj} = \Lambda_b^{-1}(x_j - \bar x)`, the cross term is
+    :math:`A_i^\top\tilde x_{bj}` plus a term of ``i`` alone, with
+    :math:`A_i = \tilde G\zeta_{ai}` and
+
+    .. math::
+
+        e^a_i = \log k_a(x_i, m) - \tfrac12\log|B_{ab}+I|
+                + A_i^\top\big(\tfrac12\zeta_{ai} - \Lambda_b^{-1}(m - \bar x)\big),\qquad
+        e^b_j = \log k_b(x_j, m) + \tfrac12 \zeta_{bj}^\top\tilde G\zeta_{bj}.
+
+    The right factor of the :math:`N\times N` product is then a constant of the GP, so
+    the backward pass needs one :math:`N\times N\times D` product per pair, not two.
+    Returns ``ea, eb (..., P, N)`` and ``[A, e^a]`` ``(..., P, N, D + 1)``.
     """
-    D = gp.D
-    inv_ell = 1.0 / gp.lengthscales
-    eye = torch.eye(D, dtype=torch.float64)
-    ia, ib = _pairs(gp.E)
-    p = torch.sqrt(inv_ell[ia] ** 2 + inv_ell[ib] ** 2)  # diag(P_ab)^{1/2}, (P, D)
-    Bp = p[:, :, None] * s.unsqueeze(-3) * p[:, None, :]  # (..., P, D, D)
-    Lp = torch.linalg.cholesky(Bp + eye)
-    G = eye - torch.cholesky_inverse(Lp)
-    G = 0.5 * (G + G.transpose(-1, -2))
-    logdet = 2.0 * torch.log(torch.diagonal(Lp, dim1=-2, dim2=-1)).sum(-1)  # (..., P)
-    nu = gp.X - m.unsqueeze(-2)  # (..., N, D)
-    w = nu.unsqueeze(-3) * inv_ell[:, None, :]  # Lambda^{-1/2} nu, (..., E, N, D)
-    log_k = torch.log(gp.signal_var)[:, None] - 0.5 * (w * w).sum(-1)  # log k_a(x_i, m)
-    zeta = w * inv_ell[:, None, :]  # Lambda^{-1} nu
-    # y' G y = zeta' Gs zeta with Gs = P^{-1/2} G P^{-1/2}: no division of (P, N, D) arrays,
-    # and both sides of every pair through one batched product
-    Gs = G / (p[:, :, None] * p[:, None, :])
-    za, zb = zeta[..., ia, :, :], zeta[..., ib, :, :]  # (..., P, N, D)
+    za, zb = zeta[..., c.ia, :, :], zeta[..., c.ib, :, :]  # (..., P, N, D)
     N = za.shape[-2]
-    Gz = torch.cat([za, zb], dim=-2) @ Gs
+    Gz = torch.cat([za, zb], dim=-2) @ Gs  # G~ is symmetric
     Ga, Gb = Gz[..., :N, :], Gz[..., N:, :]
-    ea = log_k[..., ia, :] + 0.5 * (Ga * za).sum(-1) - 0.5 * logdet.unsqueeze(-1)
-    eb = log_k[..., ib, :] + 0.5 * (Gb * zb).sum(-1)
-    return ea, eb, Ga, zb
+    mu_b = (m - c.xbar).unsqueeze(-2) * c.iell2_b  # (..., P, D)
+    ea = (
+        log_k[..., c.ia, :]
+        - 0.5 * logdet_p.unsqueeze(-1)
+        + (Ga * (0.5 * za - mu_b.unsqueeze(-2))).sum(-1)
+    )
+    eb = log_k[..., c.ib, :] + 0.5 * (Gb * zb).sum(-1)
+    return ea, eb, torch.cat([Ga, ea.unsqueeze(-1)], dim=-1)
 
 
-class _ExpDot(torch.autograd.Function):
-    r"""Fused :math:`T_p = \langle \Omega_p, Q_p\rangle`, :math:`Q_p = \exp(A_p B_p^\top)`.
+def _moment_match(gp: GPTerms, m: Tensor, s: Tensor, include_noise: bool = False) -> GPMoments:
+    """:func:`moment_match` on validated float64 ``m (..., D)`` and symmetric PSD ``s``.
 
-    Per batch element and output pair ``p``: ``A, B (Bt, P, N, K)`` are the
-    augmented factors of :math:`\log Q` (so one matrix product gives the whole
-    exponent, see :func:`_augmented_factors`), ``Omega (P, N, N)`` the weights
-    :math:`\beta_a\beta_b^\top - [a=b] W_a`; output ``(Bt, P)``. With
-    :math:`H = g\,\Omega\circ Q` the gradients are :math:`H B`,
-    :math:`H^\top A` and :math:`\sum_{\text{batch}} g\,Q`. The products are
-    formed as ``(B^T H^T)^T`` and ``(A^T H)^T``, the layouts that BLAS runs
-    fastest for a thin right factor.
+    For callers that have validated the belief already (the belief propagation
+    validates the beliefs of a whole horizon at once). A grossly indefinite
+    ``s`` still fails in a Cholesky factorisation, reported as ``ValueError``.
+    """
+    c = _constants(gp)
+    batch, D, E = m.shape[:-1], gp.D, gp.E
+    diag = gp.signal_var + gp.noise_var if include_noise else gp.signal_var
+    m2, s2 = m.reshape(-1, D), s.reshape(-1, D, D)
+    if s2.shape[0] != m2.shape[0]:  # s broadcast against m
+        s2 = s.expand(*batch, D, D).reshape(-1, D, D)
+    try:
+        M, S, C = _MomentMatch.apply(
+            c, m2, s2, c.Xc, c.iell, c.iell_outer, c.p_outer, c.log_sf2, c.iell2_b, c.Xb,
+            c.Omega, gp.beta, diag,
+        )  # fmt: skip
+    except torch.linalg.LinAlgError as exc:
+        raise ValueError(f"s must be positive semi-definite ({exc})") from exc
+    return GPMoments(
+        M=M.reshape(*batch, E) + gp.mean, S=S.reshape(*batch, E, E), C=C.reshape(*batch, D, E)
+    )
+
+
+def _forward_autograd(
+    c: _Constants, m: Tensor, s: Tensor, beta: Tensor, diag: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The forward pass of :class:`_MomentMatch` in differentiable torch operations.
+
+    ``m (Bt, D)``, ``s (Bt, D, D)``; ``M (Bt, E)`` (without the prior mean),
+    ``S (Bt, E, E)``, ``C (Bt, D, E)``. Used for second derivatives.
+    """
+    q, V, w, logdet_p, Gs = _belief_factors(c, m, s)
+    zeta = w * c.iell[:, None, :]  # Lambda_a^{-1} nu_i, (Bt, E, N, D)
+    log_k = c.log_sf2[:, None] - 0.5 * (w * w).sum(-1)  # log k_a(x_i, m), (Bt, E, N)
+    ea, eb, A = _pair_exponents(c, m, zeta, log_k, logdet_p, Gs)
+    T = _ExpDot.apply(A, c.Xb, eb, c.Omega)
+    out = _assemble(beta, diag, q, V, diag, lambda ia, ib: T, False)
+    return out.M, out.S, out.C
+
+
+class _MomentMatch(torch.autograd.Function):
+    r"""Moment matching ``(m, s) -> (M, S, C)`` with a hand-written backward pass.
+
+    The forward pass is that of :func:`_forward_autograd` (:func:`_belief_factors`,
+    :func:`_pair_exponents`, the :math:`N\times N` exponentiated product, the
+    assembly); the backward pass is its reverse-mode derivative written out, so
+    that autograd records one node instead of about a hundred small ones (whose
+    bookkeeping, not arithmetic, dominated a belief propagation). Inputs after the
+    non-differentiable constants ``c``: ``m (Bt, D)``, ``s (Bt, D, D)`` and the
+    GP terms of :class:`_Constants` plus ``beta (E, N)`` and ``diag (E,)`` (the
+    diagonal added to ``S``); each receives its gradient when it requires one.
+    Second derivatives (``create_graph=True``) differentiate
+    :func:`_forward_autograd` instead.
     """
 
     @staticmethod
-    def forward(ctx: Any, A: Tensor, B: Tensor, Omega: Tensor) -> Tensor:  # type: ignore[override]
-        Bt, P, N, K = A.shape
-        Q = torch.bmm(A.reshape(Bt * P, N, K), B.reshape(Bt * P, N, K).mT).view(Bt, P, N, N)
-        Q.exp_()
-        keep_q = bool(ctx.needs_input_grad[2])
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        c: _Constants,
+        m: Tensor,
+        s: Tensor,
+        Xc: Tensor,
+        iell: Tensor,
+        iell_outer: Tensor,
+        p_outer: Tensor,
+        log_sf2: Tensor,
+        iell2_b: Tensor,
+        Xb: Tensor,
+        Omega: Tensor,
+        beta: Tensor,
+        diag: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        E, D = iell.shape
+        N = Xb.shape[1]
+        ia, ib, index = _pair_index(E)
+        mc = m - c.xbar
+        nu = Xc - mc.unsqueeze(-2)  # (Bt, N, D)
+        w = nu.unsqueeze(-3) * iell[:, None, :]  # (Bt, E, N, D)
+        scale = torch.cat([iell_outer, p_outer])  # (E + P, D, D)
+        L = torch.linalg.cholesky(s.unsqueeze(-3) * scale + c.eye)
+        logdet = 2.0 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)  # (Bt, E + P)
+        inv = torch.cholesky_inverse(L)
+        inv_a, inv_p = inv[:, :E], inv[:, E:]
+        t = w @ inv_a  # (Bt, E, N, D)
+        q = torch.exp(log_sf2[:, None] - 0.5 * (logdet[:, :E, None] + (w * t).sum(-1)))
+        bq = beta * q  # (Bt, E, N)
+        M = bq.sum(-1)  # (Bt, E)
+        R = (bq.unsqueeze(-2) @ t).squeeze(-2)  # (Bt, E, D)
+        C = (R * iell).mT  # (Bt, D, E)
+        Gs = (c.eye - inv_p) / p_outer  # (Bt, P, D, D)
+        zeta = w * iell[:, None, :]
+        log_k = log_sf2[:, None] - 0.5 * (w * w).sum(-1)  # (Bt, E, N)
+        zab = torch.cat([zeta[:, ia], zeta[:, ib]], dim=-2)  # (Bt, P, 2N, D)
+        Gz = zab @ Gs
+        za, zb, Ga, Gb = zab[..., :N, :], zab[..., N:, :], Gz[..., :N, :], Gz[..., N:, :]
+        mu_b = mc.unsqueeze(-2) * iell2_b  # (Bt, P, D)
+        u = 0.5 * za - mu_b.unsqueeze(-2)
+        ea = log_k[:, ia] - 0.5 * logdet[:, E:, None] + (Ga * u).sum(-1)
+        eb = log_k[:, ib] + 0.5 * (Gb * zb).sum(-1)
+        keep_q = bool(ctx.needs_input_grad[10])
+        A = torch.cat([Ga, ea.unsqueeze(-1)], -1)
+        scales = None if keep_q or E == 1 else (c.row_scale, c.col_scale)
+        T, colsum, Aa, Bb, H, Q = _exp_dot(A, Xb, eb, Omega, keep_q, scales)
+        S = T[:, index] - M.unsqueeze(-1) * M.unsqueeze(-2) + torch.diag_embed(diag)
+        # The backward pass needs H only through the thin products H Bb (and H' Aa when Xb
+        # requires a gradient): form them now, while H is in cache, and keep those instead
+        # of the N x N matrices (a horizon would otherwise hold one per step).
+        Y = Z = None
+        if any(ctx.needs_input_grad):
+            Bt, P, K2 = m.shape[0], Xb.shape[0], D + 2
+            Hv = H.view(Bt * P, N, N)  # with scales (r, c): H = diag(r) Hv diag(c) per pair
+            r = c.row_scale.unsqueeze(-1)
+            cs = c.col_scale.unsqueeze(-1)
+            Bs = Bb if scales is None else (Bb.view(Bt, P, N, K2) * cs).view(Bt * P, N, K2)
+            Y = (Bs.mT @ Hv.mT).mT.view(Bt, P, N, K2)
+            Y = Y if scales is None else Y * r
+            if ctx.needs_input_grad[9]:
+                As = Aa if scales is None else (Aa.view(Bt, P, N, K2) * r).view(Bt * P, N, K2)
+                Z = (As.mT @ Hv).mT.view(Bt, P, N, K2)[..., :D]
+                Z = Z if scales is None else Z * cs
+        ctx.c = c
+        ctx.save_for_backward(
+            m, s, Xc, iell, iell_outer, p_outer, log_sf2, iell2_b, Xb, Omega, beta, diag,
+            mc, nu, w, scale, inv, t, q, bq, R, Gs, zab, Gz, u, Y, Z, Q, M, colsum,
+        )  # fmt: skip
+        return M, S, C
+
+    @staticmethod
+    def backward(ctx: Any, gM: Tensor, gS: Tensor, gC: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        saved = ctx.saved_tensors
+        inputs = saved[:12]
+        need = ctx.needs_input_grad[1:]
+        if torch.is_grad_enabled():
+            return (None, *_double_backward(ctx.c, inputs, need, (gM, gS, gC)))
+        m, s, Xc, iell, iell_outer, p_outer, log_sf2, iell2_b, Xb, Omega, beta, diag = inputs
+        mc, nu, w, scale, inv, t, q, bq, R, Gs, zab, Gz, u, Y, Z, Q, M, colsum = saved[12:]
+        E, D = iell.shape
+        N = Xb.shape[1]
+        Bt = m.shape[0]
+        ia, ib, _ = _pair_index(E)
+        zb, Ga, Gb = zab[..., N:, :], Gz[..., :N, :], Gz[..., N:, :]
+        # S = T[index] - M M' + diag(diag)
+        gsym = gS + gS.mT
+        gT = gsym[:, ia, ib]
+        gT[:, :E] *= 0.5
+        gM = gM - (gsym @ M.unsqueeze(-1)).squeeze(-1)
+        g_diag = torch.diagonal(gS, dim1=-2, dim2=-1).sum(0) if need[11] else None
+        # T = <Omega, exp(Aa Bb')>, Aa = [Ga, ea, 1], Bb = [Xb, 1, eb]: Y = H Bb, Z = H' Aa
+        gg = gT[..., None, None]
+        Y = gg * Y
+        gGa, gea = Y[..., :D], Y[..., D]
+        geb = gT.unsqueeze(-1) * colsum
+        gXb = (gg * Z).sum(0) if need[8] else None
+        gOmega = (gg * Q).sum(0) if need[9] else None
+        # eb = log_k[ib] + 0.5 sum(Gb * zb); ea = log_k[ia] - 0.5 logdet_p + sum(Ga * u)
+        ge = geb.unsqueeze(-1)
+        gGb = 0.5 * ge * zb
+        gzb = 0.5 * ge * Gb
+        ge = gea.unsqueeze(-1)
+        gGa = gGa + ge * u
+        gza = 0.5 * ge * Ga
+        gmu_b = -(ge * Ga).sum(-2)  # (Bt, P, D)
+        glogdet_p = -0.5 * gea.sum(-1)  # (Bt, P)
+        glog_k = torch.zeros(Bt, E, N, dtype=m.dtype)
+        glog_k.index_add_(1, ia, gea)
+        glog_k.index_add_(1, ib, geb)
+        # mu_b = mc * iell2_b
+        gmc = (gmu_b * iell2_b).sum(-2)
+        g_iell2_b = (gmu_b * mc.unsqueeze(-2)).sum(0) if need[7] else None
+        # [Ga, Gb] = [za, zb] Gs (Gs symmetric)
+        gGz = torch.cat([gGa, gGb], dim=-2)  # (Bt, P, 2N, D)
+        gzab = gGz @ Gs
+        gGs = zab.mT @ gGz
+        gzab[..., :N, :] += gza
+        gzab[..., N:, :] += gzb
+        gzeta = torch.zeros(Bt, E, N, D, dtype=m.dtype)
+        gzeta.index_add_(1, ia, gzab[..., :N, :])
+        gzeta.index_add_(1, ib, gzab[..., N:, :])
+        # Gs = (I - inv_p) / p_outer
+        g_inv_p = -gGs / p_outer
+        g_p_outer = (-(gGs * Gs) / p_outer).sum(0) if need[5] else None
+        # log_k = log_sf2 - 0.5 sum(w^2); zeta = w * iell
+        g_log_sf2 = glog_k.sum((0, 2))
+        gw = gzeta * iell[:, None, :] - glog_k.unsqueeze(-1) * w
+        g_iell = (gzeta * w).sum((0, 2)) if need[3] else None
+        # M = sum(bq), R = bq t, C = (R * iell)', bq = beta q
+        gCc = gC.mT  # (Bt, E, D)
+        gR = gCc * iell
+        if need[3]:
+            g_iell = g_iell + (gCc * R).sum(0)
+        gbq = gM.unsqueeze(-1) + (t @ gR.unsqueeze(-1)).squeeze(-1)  # (Bt, E, N)
+        g_beta = (gbq * q).sum(0) if need[10] else None
+        glq = gbq * bq  # d/d log q
+        gt = bq.unsqueeze(-1) * gR.unsqueeze(-2)
+        # log q = log_sf2 - 0.5 (logdet_a + sum(w * t)), t = w inv_a
+        g_log_sf2 = g_log_sf2 + glq.sum((0, 2))
+        glogdet_a = -0.5 * glq.sum(-1)
+        gl = -0.5 * glq.unsqueeze(-1)
+        gw = gw + gl * t
+        gt = gt + gl * w
+        inv_a = inv[:, :E]
+        gw = gw + gt @ inv_a
+        g_inv_a = w.mT @ gt  # (Bt, E, D, D)
+        # inv = B^{-1}, logdet = log|B|, B = s * scale + I
+        g_inv = torch.cat([g_inv_a, g_inv_p], dim=1)
+        glogdet = torch.cat([glogdet_a, glogdet_p], dim=1)
+        gB = glogdet[..., None, None] * inv - inv @ g_inv @ inv
+        gB = 0.5 * (gB + gB.mT)
+        gs = (gB * scale).sum(1)
+        g_scale = (gB * s.unsqueeze(-3)).sum(0)
+        g_iell_outer = g_scale[:E] if need[4] else None
+        if need[5]:
+            g_p_outer = g_p_outer + g_scale[E:]
+        # w = nu * iell, nu = Xc - mc
+        gnu = (gw * iell[:, None, :]).sum(1)  # (Bt, N, D)
+        if need[3]:
+            g_iell = g_iell + (gw * nu.unsqueeze(-3)).sum((0, 2))
+        g_Xc = gnu.sum(0) if need[2] else None
+        gm = gmc - gnu.sum(-2)
+        return (
+            None, gm, gs, g_Xc, g_iell, g_iell_outer, g_p_outer, g_log_sf2 if need[6] else None,
+            g_iell2_b, gXb, gOmega, g_beta, g_diag,
+        )  # fmt: skip
+
+
+def _double_backward(
+    c: _Constants, inputs: tuple[Tensor, ...], need: tuple[bool, ...], grads: tuple[Tensor, ...]
+) -> tuple[Tensor | None, ...]:
+    """Differentiable vector-Jacobian product through :func:`_forward_autograd`."""
+    m, s, Xc, iell, iell_outer, p_outer, log_sf2, iell2_b, Xb, Omega, beta, diag = inputs
+    cc = c._replace(
+        Xc=Xc, iell=iell, iell_outer=iell_outer, p_outer=p_outer, log_sf2=log_sf2,
+        iell2_b=iell2_b, Xb=Xb, Omega=Omega,
+    )  # fmt: skip
+    with torch.enable_grad():
+        outs = _forward_autograd(cc, m, s, beta, diag)
+        wrt = [x for x, n in zip(inputs, need, strict=True) if n]
+        vjp = iter(torch.autograd.grad(outs, wrt, grads, create_graph=True, allow_unused=True))
+    return tuple(next(vjp) if n else None for n in need)
+
+
+_LOG2E = 1.4426950408889634  # log2(e)
+
+
+def _exp_dot(
+    A: Tensor,
+    Xb: Tensor,
+    eb: Tensor,
+    Omega: Tensor,
+    keep_q: bool,
+    scales: tuple[Tensor, Tensor] | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | None]:
+    r"""``T = <Omega, exp(Aa Bb')>`` per pair.
+
+    Returns ``T (Bt, P)``, the column sums of ``H = Omega o Q`` ``(Bt, P, N)`` (taken
+    here, while ``H`` is in cache, for the gradient of ``eb``), ``Aa``, ``Bb``, ``H``
+    and ``Q`` (``None`` unless ``keep_q``). With ``scales = (r, c)`` (``(P, N)``, ones
+    on the ``E`` diagonal pairs) the off-diagonal weights are used in their rank-one
+    form :math:`\Omega_{ab} = \beta_a\beta_b^\top`, ``H = diag(r) Hs diag(c)``, and
+    the returned ``H`` is ``Hs``: the diagonal pairs hold :math:`\Omega\circ Q` and the
+    others :math:`Q` itself, which saves the elementwise product there.
+    """
+    Bt, P, N, K1 = A.shape
+    ones = torch.ones(Bt, P, N, 1, dtype=A.dtype)
+    Aa = torch.cat([A, ones], -1).view(Bt * P, N, K1 + 1)
+    Bb = torch.cat([Xb.expand(Bt, P, N, K1 - 1), ones, eb.unsqueeze(-1)], -1)
+    Bb = Bb.view(Bt * P, N, K1 + 1)
+    # exp(x) = 2^(x log2 e): the scale goes on the thin factor, and exp2 is the cheaper
+    # vectorised function (same 1-ulp accuracy); this exponential is the dominant cost
+    Q = torch.bmm(Aa * _LOG2E, Bb.mT).view(Bt, P, N, N)
+    Q.exp2_()
+    if scales is None or keep_q:
         H = Q * Omega if keep_q else Q.mul_(Omega)  # without Omega's gradient Q is not needed
-        T = H.sum((-2, -1))
-        # H = Omega o Q is what the backward pass needs (it scales it by g per pair)
-        ctx.save_for_backward(A, B, Omega, H, Q if keep_q else None)
+        colsum = H.sum(-2)
+        return colsum.sum(-1), colsum, Aa, Bb, H, (Q if keep_q else None)
+    r, c = scales
+    E = P - _n_offdiag(P)  # diagonal pairs come first
+    Q[:, :E].mul_(Omega[:E])
+    colsum = torch.cat(
+        [Q[:, :E].sum(-2), (r[E:].unsqueeze(-2) @ Q[:, E:]).squeeze(-2) * c[E:]], dim=1
+    )
+    return colsum.sum(-1), colsum, Aa, Bb, Q, None
+
+
+def _n_offdiag(P: int) -> int:
+    """Number of pairs ``a < b`` among ``P = E (E + 1) / 2`` pairs ``a <= b``."""
+    E = int(round((math.sqrt(8 * P + 1) - 1) / 2))
+    return P - E
+
+
+class _ExpDot(torch.autograd.Function):
+    r"""Fused :math:`T_p = \langle\Omega_p, Q_p\rangle`, :math:`Q_p = \exp(\bar A_p\bar B_p^\top)`.
+
+    Per batch element and output pair ``p``: ``A (Bt, P, N, K + 1)`` holds
+    :math:`[A_i, e^a_i]`, ``Xb (P, N, K)`` the constant :math:`\tilde x_{bj}`,
+    ``eb (Bt, P, N)`` the :math:`e^b_j`, ``Omega (P, N, N)`` the weights; the
+    augmented factors :math:`\bar A = [A, e^a, 1]` and :math:`\bar B = [\tilde x_b, 1, e^b]`
+    give the whole exponent (see :func:`_pair_exponents`) in one matrix product.
+    Output ``(Bt, P)``. With :math:`H = g\,\Omega\circ Q` the gradients are
+    :math:`H\bar B` (for ``A``), the column sums of :math:`H` (for ``eb``),
+    :math:`H^\top\bar A` (for ``Xb``, only when it requires one) and
+    :math:`\sum_{\text{batch}} g\,Q` (for ``Omega``).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, A: Tensor, Xb: Tensor, eb: Tensor, Omega: Tensor) -> Tensor:  # type: ignore[override]
+        keep_q = bool(ctx.needs_input_grad[3])
+        T, colsum, Aa, Bb, H, Q = _exp_dot(A, Xb, eb, Omega, keep_q)
+        ctx.save_for_backward(A, Xb, eb, Omega, Aa, Bb, H, Q, colsum)
         return T
 
     @staticmethod
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        A, B, Omega, H, Q = ctx.saved_tensors
+        A, Xb, eb, Omega, Aa, Bb, H, Q, colsum = ctx.saved_tensors
+        Bt, P, N, K1 = A.shape
         gg = g[..., None, None]
+        need = ctx.needs_input_grad
         if torch.is_grad_enabled():
             # create_graph=True: rebuild Q from the inputs so that this backward pass is
             # itself differentiable (correct second derivatives, not silently truncated ones)
-            Q = torch.exp(A @ B.mT)
-            H = gg * Omega * Q
-            gO = (gg * Q).sum(0) if ctx.needs_input_grad[2] else None
-            return H @ B, H.mT @ A, gO
-        gA = gB = gO = None
-        if ctx.needs_input_grad[0]:
-            gA = gg * (B.mT @ H.mT).mT
-        if ctx.needs_input_grad[1]:
-            gB = gg * (A.mT @ H).mT
-        if ctx.needs_input_grad[2]:
+            ones = torch.ones(Bt, P, N, 1, dtype=A.dtype)
+            Aa = torch.cat([A, ones], -1)
+            Bb = torch.cat([Xb.expand(Bt, P, N, K1 - 1), ones, eb.unsqueeze(-1)], -1)
+            Q = torch.exp(Aa @ Bb.mT)
+            Hg = gg * Omega * Q
+            gA = (Hg @ Bb)[..., :K1] if need[0] else None
+            gX = (Hg.mT @ Aa)[..., : K1 - 1].sum(0) if need[1] else None
+            ge = Hg.sum(-2) if need[2] else None
+            gO = (gg * Q).sum(0) if need[3] else None
+            return gA, gX, ge, gO
+        gA = gX = ge = gO = None
+        if need[0]:
+            gA = gg * (Bb.mT @ H.view(Bt * P, N, N).mT).mT.view(Bt, P, N, K1 + 1)[..., :K1]
+        if need[1]:
+            gX = (gg * (Aa.mT @ H.view(Bt * P, N, N)).mT.view(Bt, P, N, K1 + 1))[..., : K1 - 1]
+            gX = gX.sum(0)
+        if need[2]:
+            ge = g.unsqueeze(-1) * colsum
+        if need[3]:
             gO = (gg * Q).sum(0)
-        return gA, gB, gO
-
-
-def _augmented_factors(ea: Tensor, eb: Tensor, A: Tensor, B: Tensor) -> tuple[Tensor, Tensor]:
-    r"""Augmented factors ``[A, e^a, 1]`` and ``[B, 1, e^b]``.
-
-    Their product is :math:`\log Q = e^a \mathbf 1^\top + \mathbf 1 (e^b)^\top + A B^\top`.
-    """
-    one = torch.ones_like(ea).unsqueeze(-1)
-    return torch.cat([A, ea.unsqueeze(-1), one], -1), torch.cat([B, one, eb.unsqueeze(-1)], -1)
-
-
-def _pair_weights(gp: GPTerms) -> Tensor:
-    r"""Weights :math:`\Omega_p = \beta_a\beta_b^\top - [a=b]W_a` of the pairs, ``(P, N, N)``.
-
-    Depends on the GP alone, so it is cached on ``gp`` when neither ``beta`` nor
-    ``W`` requires a gradient (a belief propagation over a horizon reuses it).
-    """
-    cached = gp.__dict__.get("_pair_weights")
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
-    ia, ib = _pairs(gp.E)
-    E = gp.E
-    Omega = gp.beta[ia].unsqueeze(-1) * gp.beta[ib].unsqueeze(-2)
-    Omega = torch.cat([Omega[:E] - gp.W, Omega[E:]])
-    if not (gp.beta.requires_grad or gp.W.requires_grad):
-        object.__setattr__(gp, "_pair_weights", Omega.detach())
-    return Omega
+        return gA, gX, ge, gO
 
 
 def _assemble(
@@ -474,18 +810,27 @@ def _assemble(
     :math:`S_{ab} = T_{ab} - M_a M_b + [a=b](\mathbb E k_a(x,x) [+\sigma^2_a])`.
     """
     E = beta.shape[0]
-    ia, ib = _pairs(E)
+    ia, ib, index = _pair_index(E)
     M = (beta * q).sum(-1)  # (..., E)
-    C = (beta.unsqueeze(-1) * V).sum(-2).transpose(-1, -2)  # (..., D, E)
+    C = (beta.unsqueeze(-2) @ V).squeeze(-2).mT  # (..., D, E)
     T = pair_sums(ia, ib)
     diag = kxx + noise_var if include_noise else kxx
-    vals = T - M[..., ia] * M[..., ib]
-    vals = torch.cat([vals[..., :E] + diag, vals[..., E:]], dim=-1)
-    index = torch.empty(E, E, dtype=torch.long)
-    index[ia, ib] = torch.arange(ia.numel())
-    index[ib, ia] = torch.arange(ia.numel())
-    S = vals[..., index]
+    S = T[..., index] - M.unsqueeze(-1) * M.unsqueeze(-2) + torch.diag_embed(diag)
     return GPMoments(M=M, S=S, C=C)
+
+
+_PAIR_INDEX: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
+
+
+def _pair_index(E: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``ia, ib`` of :func:`_pairs` and the ``(E, E)`` map from ``(a, b)`` to its pair."""
+    if E not in _PAIR_INDEX:
+        ia, ib = _pairs(E)
+        index = torch.empty(E, E, dtype=torch.long)
+        index[ia, ib] = torch.arange(ia.numel())
+        index[ib, ia] = torch.arange(ia.numel())
+        _PAIR_INDEX[E] = (ia, ib, index)
+    return _PAIR_INDEX[E]
 
 
 def _reference_moment_match(

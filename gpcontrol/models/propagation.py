@@ -49,8 +49,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gpcontrol.gaussian import check_covariance, selection_matrix, trig_moments
-from gpcontrol.models.moments import GPTerms, moment_match
+from gpcontrol.gaussian import (
+    _as_tensor,
+    _trig_moments,
+    check_covariance,
+    selection_matrix,
+    trig_moments,
+)
+from gpcontrol.models.moments import GPTerms, _moment_match
 
 __all__ = [
     "ControlMoments",
@@ -245,27 +251,36 @@ def squashed(policy: PolicyMoments, u_max: Any, *, kind: str = "sin") -> PolicyM
     return moments
 
 
-def _feature_moments(model: _Dynamics, m_xu: Tensor, S_xu: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Moments of ``z`` and ``cov([x, u], z)`` from a Gaussian ``[x, u]``."""
+_FEATURE_INDEX: dict[tuple[int, int, tuple[int, ...], tuple[int, ...]], tuple[Tensor, ...]] = {}
+
+
+def _feature_index(model: _Dynamics) -> tuple[Tensor, ...]:
+    """Angle map ``L (k, n + m)``, feature order ``idx`` and ``idx`` as a column (cached)."""
     n, m = model.n, model.m
-    ang = list(model.angle_indices)
-    k = len(ang)
-    L = (
-        torch.as_tensor(selection_matrix(ang, n + m))
-        if k
-        else torch.zeros(0, n + m, dtype=torch.float64)
-    )
-    mean_a, cov_a = trig_moments(m_xu, S_xu, L)  # [x, u, sin, cos]
-    idx = (
-        list(model.other_indices)
-        + list(range(n + m, n + m + k))
-        + list(range(n + m + k, n + m + 2 * k))
-        + list(range(n, n + m))
-    )
-    mean_z = mean_a[idx]
-    cov_z = cov_a[idx][:, idx]
-    cov_xz = cov_a[:n, idx]
-    return mean_z, 0.5 * (cov_z + cov_z.T), cov_xz
+    key = (n, m, tuple(model.angle_indices), tuple(model.other_indices))
+    if key not in _FEATURE_INDEX:
+        ang = list(model.angle_indices)
+        k = len(ang)
+        L = (
+            torch.as_tensor(selection_matrix(ang, n + m))
+            if k
+            else torch.zeros(0, n + m, dtype=torch.float64)
+        )
+        idx = torch.tensor(
+            list(model.other_indices)
+            + list(range(n + m, n + m + k))
+            + list(range(n + m + k, n + m + 2 * k))
+            + list(range(n, n + m))
+        )
+        _FEATURE_INDEX[key] = (L, torch.zeros(k, dtype=torch.float64), idx, idx[:, None])
+    return _FEATURE_INDEX[key]
+
+
+def _feature_moments(model: _Dynamics, m_xu: Tensor, S_xu: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Moments of ``z`` and ``cov([x, u], z)`` from a Gaussian ``[x, u]`` (validated, symmetric)."""
+    L, offset, idx, col = _feature_index(model)
+    mean_a, cov_a = _trig_moments(m_xu, S_xu, L, offset)  # [x, u, sin, cos], symmetric
+    return mean_a[idx], cov_a[col, idx], cov_a[: model.n, idx]
 
 
 def propagate(
@@ -319,25 +334,48 @@ def propagate(
     if mu.shape != (n,):
         raise ValueError(f"mean must have shape ({n},), got {tuple(mu.shape)}")
     Sigma = check_covariance("cov", cov, n)
+    u = _control(policy, mu, Sigma, n, m)
+    if method != "moment_matching":
+        from gpcontrol.models.approximate import propagate_joint  # lazy: it imports this module
+
+        m_xu, S_xu = _joint(mu, Sigma, u)
+        S_xu = 0.5 * (S_xu + S_xu.T)
+        return propagate_joint(model, m_xu, S_xu, method=method, include_noise=include_noise)
+    return _moment_matching_step(model, mu, Sigma, u, include_noise)
+
+
+def _control(policy: PolicyMoments, mu: Tensor, Sigma: Tensor, n: int, m: int) -> ControlMoments:
+    """The policy's control moments, with their shapes checked."""
     u = policy(mu, Sigma)
     if u.M.shape != (m,) or u.S.shape != (m, m) or u.C.shape != (n, m):
         raise ValueError(
             f"policy must return M ({m},), S ({m}, {m}), C ({n}, {m}); got "
             f"{tuple(u.M.shape)}, {tuple(u.S.shape)}, {tuple(u.C.shape)}"
         )
+    return u
+
+
+def _joint(mu: Tensor, Sigma: Tensor, u: ControlMoments) -> tuple[Tensor, Tensor]:
+    """Mean and covariance of ``[x, u]``: cross-covariance ``Sigma C_u``."""
     Sxu = Sigma @ u.C
     m_xu = torch.cat([mu, u.M])
     S_xu = torch.cat([torch.cat([Sigma, Sxu], 1), torch.cat([Sxu.T, u.S], 1)], 0)
-    if method != "moment_matching":
-        from gpcontrol.models.approximate import propagate_joint  # lazy: it imports this module
+    return m_xu, S_xu
 
-        S_xu = 0.5 * (S_xu + S_xu.T)
-        return propagate_joint(model, m_xu, S_xu, method=method, include_noise=include_noise)
-    mean_z, cov_z, cov_xz = _feature_moments(model, m_xu, 0.5 * (S_xu + S_xu.T))
-    gm = moment_match(model.terms(), mean_z, cov_z, include_noise=include_noise)
+
+def _moment_matching_step(
+    model: _Dynamics, mu: Tensor, Sigma: Tensor, u: ControlMoments, include_noise: bool
+) -> tuple[Tensor, Tensor]:
+    """Steps 2-4 of the module docstring on a validated belief and control moments.
+
+    ``Sigma`` and ``u.S`` are symmetric, so the joint covariance is, and every
+    term of the new covariance is exactly symmetric: no symmetrisation is needed.
+    """
+    m_xu, S_xu = _joint(mu, Sigma, u)
+    mean_z, cov_z, cov_xz = _feature_moments(model, m_xu, S_xu)
+    gm = _moment_match(model.terms(), mean_z, cov_z, include_noise=include_noise)
     Sx_delta = cov_xz @ gm.C
-    cov_next = Sigma + gm.S + Sx_delta + Sx_delta.T
-    return mu + gm.M, 0.5 * (cov_next + cov_next.T)
+    return mu + gm.M, Sigma + gm.S + (Sx_delta + Sx_delta.T)
 
 
 def propagate_horizon(
@@ -356,7 +394,18 @@ def propagate_horizon(
 
         (\mu_{t+1}, \Sigma_{t+1}) = \operatorname{propagate}(\mu_t, \Sigma_t), \quad t = 0..T-1.
 
-    ``method`` is passed to every step (:func:`propagate`).
+    ``method`` is passed to every step (:func:`propagate`). With exact moment
+    matching the intermediate beliefs are not re-validated step by step: every
+    propagated mean and covariance is checked once, in one batched test, at the
+    end (NaN, inf or a covariance that is not positive semi-definite raises
+    ``ValueError``), which keeps the per-step cost to the arithmetic.
+
+    Raises
+    ------
+    ValueError
+        On an invalid start belief, ``T`` or ``method``, a policy returning
+        moments of the wrong shapes, or a propagated belief that is not finite
+        or not positive semi-definite.
 
     Returns
     -------
@@ -366,13 +415,33 @@ def propagate_horizon(
     """
     if isinstance(T, bool) or not isinstance(T, int) or T < 0:
         raise ValueError(f"T must be an integer >= 0, got {T!r}")
-    mu, Sigma = _t(mean0), check_covariance("cov0", cov0, model.n)
+    if method not in ("moment_matching", "linearized", "unscented"):
+        raise ValueError(
+            f"method must be 'moment_matching', 'linearized' or 'unscented', got {method!r}"
+        )
+    n, m = model.n, model.m
+    mu, Sigma = _t(mean0), check_covariance("cov0", cov0, n)
+    if mu.shape != (n,):
+        raise ValueError(f"mean0 must have shape ({n},), got {tuple(mu.shape)}")
     means, covs = [mu], [Sigma]
     for _ in range(T):
-        mu, Sigma = propagate(model, mu, Sigma, policy, include_noise=include_noise, method=method)
+        if method == "moment_matching":
+            # the beliefs are validated all at once below, not step by step
+            u = _control(policy, mu, Sigma, n, m)
+            mu, Sigma = _moment_matching_step(model, mu, Sigma, u, include_noise)
+        else:
+            mu, Sigma = propagate(
+                model, mu, Sigma, policy, include_noise=include_noise, method=method
+            )
         means.append(mu)
         covs.append(Sigma)
-    return BeliefTrajectory(mean=torch.stack(means), cov=torch.stack(covs))
+    mean, cov = torch.stack(means), torch.stack(covs)
+    if T:
+        # one batched check of every propagated belief: NaN, inf or a covariance that
+        # lost positive semi-definiteness is an error, never a silent result
+        _ = _as_tensor("propagated mean", mean.detach())
+        check_covariance("propagated cov", cov.detach(), n)
+    return BeliefTrajectory(mean=mean, cov=cov)
 
 
 def propagate_particles(

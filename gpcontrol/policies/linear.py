@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gpcontrol.gaussian import check_covariance, selection_matrix, trig_moments
-from gpcontrol.models.propagation import ControlMoments, squash_moments
+from gpcontrol.gaussian import _trig_moments, check_covariance, selection_matrix, trig_moments
+from gpcontrol.models.propagation import ControlMoments, PolicyMoments, squash_moments
 
 __all__ = ["LinearPolicy", "feature_moments"]
 
@@ -104,6 +104,45 @@ def feature_moments(
     return mean_z, 0.5 * (cov_z + cov_z.T), J
 
 
+def _feature_constants(n: int, angle_indices: tuple[int, ...]) -> tuple[Tensor, ...]:
+    """Selection matrix, offsets, feature order and Jacobian blocks of ``phi`` (built once)."""
+    ang = list(angle_indices)
+    k = len(ang)
+    other = [i for i in range(n) if i not in angle_indices]
+    L = torch.as_tensor(selection_matrix(ang, n)) if k else torch.zeros(0, n, dtype=torch.float64)
+    idx = torch.tensor(other + list(range(n, n + 2 * k)), dtype=torch.long)
+    eye = torch.eye(n, dtype=torch.float64)
+    return L, torch.zeros(k, dtype=torch.float64), idx, eye[:, other], eye[:, ang]
+
+
+def _fast_feature_moments(
+    mean: Tensor, cov: Tensor, consts: tuple[Tensor, ...]
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`feature_moments` on validated tensors with precomputed constants."""
+    L, o, idx, E_other, E_ang = consts
+    n, k = mean.shape[-1], L.shape[0]
+    mean_a, cov_a = _trig_moments(mean, cov, L, o)  # symmetric already
+    E_sin, E_cos = mean_a[n : n + k], mean_a[n + k :]
+    J = torch.cat([E_other, E_ang * E_cos, -E_ang * E_sin], dim=1)
+    return mean_a[idx], cov_a[idx][:, idx], J
+
+
+def _sin_squash(M: Tensor, S: Tensor, u_max: Tensor) -> ControlMoments:
+    r""":func:`~gpcontrol.models.squash_moments` (``kind="sin"``) without validation.
+
+    :math:`\mathbb E[u] = u_{\max} e^{-s_{ii}/2}\sin m_i`, the covariance from the
+    exact moments of :math:`\sin\tilde u`, :math:`C = \operatorname{diag}(u_{\max}
+    e^{-s_{ii}/2}\cos m_i)`.
+    """
+    m = M.shape[0]
+    eye = torch.eye(m, dtype=torch.float64)
+    mean_phi, cov_phi = _trig_moments(M, S, eye, torch.zeros(m, dtype=torch.float64))
+    Mu = u_max * mean_phi[m : 2 * m]
+    Su = u_max[:, None] * cov_phi[m : 2 * m, m : 2 * m] * u_max[None, :]
+    C = torch.diag(u_max * torch.exp(-0.5 * torch.diagonal(S)) * torch.cos(M))
+    return ControlMoments(M=Mu, S=0.5 * (Su + Su.T), C=C)
+
+
 class _SquashedPolicy(torch.nn.Module):
     """Shared plumbing: input validation, squashing, deterministic calls."""
 
@@ -113,7 +152,46 @@ class _SquashedPolicy(torch.nn.Module):
     u_max: Tensor
 
     def _pre_moments(self, mean_z: Tensor, cov_z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self._pre_moments_with(self._prepare(), mean_z, cov_z)
+
+    def _prepare(self) -> Any:
+        """Quantities of the current parameters shared by every belief (RBF: GP terms)."""
+        return None
+
+    def _pre_moments_with(
+        self, prepared: Any, mean_z: Tensor, cov_z: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
         raise NotImplementedError
+
+    def moment_map(self) -> PolicyMoments:
+        r"""The moment map of :meth:`moments` for many beliefs under fixed parameters.
+
+        .. math::
+
+            (\mu, \Sigma) \mapsto (M_u, S_u, C_u)\quad\text{as in :meth:`moments`}
+
+        The parameter-only work (the RBF network's :math:`\beta`, Cholesky of
+        its Gram matrix; the feature maps) is done once here and the beliefs are
+        not re-validated, so a horizon of :func:`gpcontrol.models.propagate_horizon`
+        (which validates its beliefs) pays it once. Call it again after the
+        parameters change (PILCO's evaluation calls it once per :math:`J`).
+
+        Returns
+        -------
+        PolicyMoments
+            ``(mean (n,), cov (n, n)) -> ControlMoments``; differentiable.
+        """
+        prepared = self._prepare()
+        consts = _feature_constants(self.n, self.angle_indices)
+        u_max = self.u_max
+
+        def moments(mean: Tensor, cov: Tensor) -> ControlMoments:
+            mean_z, cov_z, J = _fast_feature_moments(mean, cov, consts)
+            M, S, C = self._pre_moments_with(prepared, mean_z, cov_z)
+            sq = _sin_squash(M, 0.5 * (S + S.T), u_max)
+            return ControlMoments(M=sq.M, S=sq.S, C=J @ C @ sq.C)
+
+        return moments
 
     def _pre(self, z: Tensor) -> Tensor:
         raise NotImplementedError
@@ -232,7 +310,9 @@ class LinearPolicy(_SquashedPolicy):
         )
         self.b = torch.nn.Parameter(torch.zeros(m, dtype=torch.float64))
 
-    def _pre_moments(self, mean_z: Tensor, cov_z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _pre_moments_with(
+        self, prepared: Any, mean_z: Tensor, cov_z: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
         return self.W @ mean_z + self.b, self.W @ cov_z @ self.W.T, self.W.T
 
     def _pre(self, z: Tensor) -> Tensor:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gpcontrol.models.moments import GPTerms, moment_match
+from gpcontrol.models.moments import GPTerms, _moment_match
 from gpcontrol.policies.linear import _bounds, _check_angles, _SquashedPolicy, features
 
 __all__ = ["RBFPolicy"]
@@ -68,9 +68,14 @@ class RBFPolicy(_SquashedPolicy):
         :math:`x_i \sim \mathcal N(\text{init\_mean}, \operatorname{diag}(\text{init\_std}^2))`
         (PILCO: the start state); default zeros.
     init_std : float or array_like, shape (n,)
-        Spread of the initial pseudo-inputs (PILCO uses :math:`\sqrt{0.1}`); default 0.3.
+        Spread of the initial pseudo-inputs (PILCO's scenarios draw them from
+        the start belief, e.g. 0.1 for the cart-pole); default 0.3.
     seed : int
         Seed of the initial pseudo-inputs and targets (``y ~ N(0, 0.1^2)``).
+    init_lengthscales : float or array_like, shape (D,)
+        Initial length-scales of the features ``[x_other, sin, cos]`` (shared by
+        every control); default 1. PILCO's scenarios use 1 on raw states and
+        0.7 on the sines and cosines.
     noise_std : float
         :math:`\sigma_\pi` (fixed, regularises :math:`\beta`).
 
@@ -92,6 +97,7 @@ class RBFPolicy(_SquashedPolicy):
         init_mean: Any = None,
         init_std: Any = 0.3,
         seed: int = 0,
+        init_lengthscales: Any = 1.0,
         noise_std: float = 0.01,
     ) -> None:
         super().__init__()
@@ -117,7 +123,16 @@ class RBFPolicy(_SquashedPolicy):
         self.targets = torch.nn.Parameter(
             0.1 * torch.randn(basis, m, generator=gen, dtype=torch.float64)
         )
-        self.log_lengthscales = torch.nn.Parameter(torch.zeros(m, self.D, dtype=torch.float64))
+        ell0 = np.asarray(init_lengthscales, dtype=np.float64)
+        if ell0.ndim == 0:
+            ell0 = np.full(self.D, float(ell0))
+        if ell0.shape != (self.D,) or not np.all(np.isfinite(ell0)) or np.any(ell0 <= 0):
+            raise ValueError(
+                f"init_lengthscales must be positive, scalar or shape ({self.D},), "
+                f"got {init_lengthscales!r}"
+            )
+        log_ell = torch.log(torch.as_tensor(ell0.copy())).expand(m, self.D).clone()
+        self.log_lengthscales = torch.nn.Parameter(log_ell)
 
     def terms(self) -> GPTerms:
         r"""The policy as a noise-free GP mean: ``GPTerms`` with ``W = 0``.
@@ -145,9 +160,14 @@ class RBFPolicy(_SquashedPolicy):
             noise_var=torch.zeros(self.m, dtype=torch.float64),
         )
 
-    def _pre_moments(self, mean_z: Tensor, cov_z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        terms = self.terms()
-        gm = moment_match(terms, mean_z, cov_z)
+    def _prepare(self) -> GPTerms:
+        return self.terms()
+
+    def _pre_moments_with(
+        self, prepared: Any, mean_z: Tensor, cov_z: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        terms = prepared
+        gm = _moment_match(terms, mean_z, cov_z)  # mean_z, cov_z come from a validated belief
         S = gm.S - torch.diag(terms.signal_var)  # remove the prior variance (W = 0 term)
         # The subtraction cancels to ~1e-16 as s_z -> 0 and can leave S indefinite at that
         # level: clamp the diagonal at 0 and add an explicit 1e-12 (rad^2) jitter.
