@@ -14,12 +14,15 @@ id                                    class                        steps
 ``gpcontrol/DoublePendulumSwingUp-v0`` :class:`DoublePendulumSwingUp` 60
 ====================================  ===========================  =====
 
-A user's own system becomes an environment with :func:`make_env`.
+A user's own system becomes an environment with :func:`make_env`; any other
+Gymnasium environment with ``Box`` spaces becomes a learning task (for
+:func:`~gpcontrol.algorithms.pilco.pilco`) with :func:`adapt`.
 """
 
 from __future__ import annotations
 
 from gpcontrol._registry import ENV_IDS, register_envs
+from gpcontrol.envs.adapter import LearningTask, TaskEnv, adapt, learning_task, pendulum_v1_state
 from gpcontrol.envs.core import SystemEnv, make_env
 from gpcontrol.envs.rendering import Renderer, draw_state, view_limits
 from gpcontrol.envs.tasks import (
@@ -43,4 +46,9 @@ __all__ = [
     "view_limits",
     "ENV_IDS",
     "register_envs",
+    "LearningTask",
+    "TaskEnv",
+    "adapt",
+    "learning_task",
+    "pendulum_v1_state",
 ]
