@@ -39,15 +39,11 @@ if args.quick:  # a smoke run: short horizon, few bases, a handful of line searc
 
 # ---------------------------------------------------------------- learn
 started = time.perf_counter()
-print("trial  interaction[s]  predicted  actual  success  gp[s]  policy[s]")
+print(TrialRecord.HEADER)
 
 
 def show(r: TrialRecord) -> None:
-    print(
-        f"{r.trial:5d}  {r.interaction_seconds:14.1f}  {r.predicted_cost:9.3f}  "
-        f"{r.actual_cost:6.3f}  {str(r.success):>7}  {r.gp_seconds:5.1f}  {r.policy_seconds:9.1f}",
-        flush=True,
-    )
+    print(r.row(), flush=True)
 
 
 result = pilco(env, cost, options=options, seed=args.seed, out=args.out, callback=show)

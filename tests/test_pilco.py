@@ -16,6 +16,8 @@ from gpcontrol.algorithms.pilco import (
     expected_return,
     optimise_policy,
     pilco,
+    predict_beliefs,
+    save_figures,
     swing_up_success,
 )
 from gpcontrol.models.gp import GPDynamics
@@ -95,6 +97,42 @@ def test_expected_return_discount_and_validation(near_upright) -> None:  # type:
         expected_return(gp, pol, cost, mean0, cov0, 2, discount=1.5)
 
 
+def test_mean_propagation_matches_numpy_loop_and_finite_differences(near_upright) -> None:  # type: ignore[no-untyped-def]
+    """Certainty-equivalent beliefs equal a slow NumPy loop of x + E[Delta(x, pi(x))]; zero cov.
+
+    The loop goes through the policy's and the GP's NumPy entry points (a separate code
+    path); the gradient of J in the policy targets is checked by central differences.
+    """
+    gp, pol, cost, mean0, cov0 = near_upright
+    H = 6
+    with torch.no_grad():
+        beliefs = predict_beliefs(gp, pol, mean0, cov0, H, method="mean")
+    x = mean0.numpy().copy()
+    ref = [x.copy()]
+    for _ in range(H):
+        u = pol(x)
+        delta, _ = gp.predict(np.concatenate([x, u]))
+        x = x + delta.detach().numpy()
+        ref.append(x.copy())
+    np.testing.assert_allclose(beliefs.mean.numpy(), np.array(ref), rtol=1e-10, atol=1e-12)
+    assert float(beliefs.cov.abs().max()) == 0.0
+    J = expected_return(gp, pol, cost, mean0, cov0, H, method="mean")
+    (g,) = torch.autograd.grad(J, [pol.targets])
+    eps = 1e-6
+    fd = torch.zeros_like(g)
+    with torch.no_grad():
+        for i in range(g.shape[0]):
+            for j in range(g.shape[1]):
+                pol.targets[i, j] += eps
+                hi = expected_return(gp, pol, cost, mean0, cov0, H, method="mean")
+                pol.targets[i, j] -= 2 * eps
+                lo = expected_return(gp, pol, cost, mean0, cov0, H, method="mean")
+                pol.targets[i, j] += eps
+                fd[i, j] = (hi - lo) / (2 * eps)
+    torch.testing.assert_close(g, fd, rtol=1e-5, atol=1e-8)
+    assert float(g.abs().max()) > 1e-3  # not a trivial zero
+
+
 class _Quadratic(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -135,6 +173,30 @@ def test_optimise_policy_restarts_after_failure_and_keeps_best() -> None:
     assert float(objective()) == pytest.approx(res.value)
 
 
+def test_optimise_policy_patience_stops_a_stalled_run() -> None:
+    """Improvements below 0.1 % of |J| for `patience` evaluations end the run early (converged).
+
+    J = 5 + 1e-6 |theta - a|^2: every improvement after the first evaluation is < 1e-5,
+    so exactly 1 + patience evaluations are made; without patience L-BFGS keeps going.
+    """
+    a = torch.tensor([0.5, 0.25], dtype=F64)
+    mod = _Quadratic()
+
+    def objective() -> torch.Tensor:
+        return 5.0 + 1e-6 * ((mod.theta - a) ** 2).sum()
+
+    res = optimise_policy(objective, mod, max_line_searches=100, restarts=0, patience=7)
+    assert res.converged == 1 and res.evaluations == 8 and len(res.trace) == 8
+    assert res.value <= min(res.trace) and res.value < res.initial_value
+    mod2 = _Quadratic()
+
+    def objective2() -> torch.Tensor:
+        return 5.0 + 1e-6 * ((mod2.theta - a) ** 2).sum()
+
+    full = optimise_policy(objective2, mod2, max_line_searches=100, restarts=0)
+    assert full.converged == 0 and full.evaluations > 8
+
+
 TINY = PILCOOptions(
     max_trials=3,
     basis=3,
@@ -173,6 +235,8 @@ def test_pilco_loop_checkpoints_and_resumes(tmp_path: Path) -> None:
     pilco(env, cost, options=dataclasses.replace(TINY, max_trials=2), seed=5, out=part)
     resumed = pilco(env, cost, options=TINY, seed=5, out=part)
     assert _strip(resumed.trials) == _strip(full.trials)
+    names = sorted(q.name for q in save_figures(resumed, env.unwrapped.system, part))  # type: ignore[attr-defined]
+    assert names == ["learning_curve.png", "trial_01.png", "trial_02.png", "trial_03.png"]
     for p, q in zip(resumed.policy.parameters(), full.policy.parameters(), strict=True):
         torch.testing.assert_close(p, q)
 
@@ -184,6 +248,8 @@ def test_options_validation() -> None:
         PILCOOptions(policy="mlp")
     with pytest.raises(ValueError, match="horizon"):
         PILCOOptions(horizon=0)
+    with pytest.raises(ValueError, match="propagation"):
+        PILCOOptions(propagation="particles-ish")
 
 
 def test_swing_up_success_oracle() -> None:

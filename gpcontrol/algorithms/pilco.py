@@ -28,7 +28,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -60,6 +60,8 @@ logger = logging.getLogger(__name__)
 
 
 def _moments_of(policy: Any) -> PolicyMoments:
+    if hasattr(policy, "moment_map"):  # gpcontrol's policies: parameter work done once
+        return policy.moment_map()  # type: ignore[no-any-return]
     fn = getattr(policy, "moments", policy)
     if not callable(fn):
         raise TypeError("policy must have a moments(mean, cov) method or be a PolicyMoments")
@@ -84,16 +86,39 @@ def predict_beliefs(
     (TPAMI 2015 Sec. 4). ``policy`` is a :class:`~gpcontrol.policies.rbf.RBFPolicy`,
     :class:`~gpcontrol.policies.linear.LinearPolicy` or a ``PolicyMoments``;
     ``method`` selects the propagation of :func:`gpcontrol.models.propagate`
-    (exact moment matching by default; other values need a ``propagate``
-    that offers them).
+    (exact moment matching by default, ``"linearized"``, ``"unscented"``), or
+    ``"mean"``: certainty-equivalent propagation that drops all uncertainty
+    (the GP's predictive variance and the start spread),
+    :math:`\mu_{t+1} = \mu_t + \mathbb E[\Delta(\mu_t, \pi(\mu_t))]`,
+    :math:`\Sigma_t = 0` (TPAMI 2015 Sec. 6's deterministic-model ablation).
 
     Returns
     -------
     BeliefTrajectory
         ``mean (H+1, n)``, ``cov (H+1, n, n)``.
     """
+    if method == "mean":
+        return _mean_beliefs(gp, policy, mean0, horizon)
     extra: dict[str, Any] = {} if method == "moment_matching" else {"method": method}
     return propagate_horizon(gp, mean0, cov0, _moments_of(policy), horizon, **extra)
+
+
+def _mean_beliefs(gp: GPDynamics, policy: Any, mean0: Any, horizon: int) -> BeliefTrajectory:
+    """Certainty-equivalent rollout of the GP mean: ``x_{t+1} = x_t + E[Delta(x_t, pi(x_t))]``."""
+    mu = torch.as_tensor(mean0, dtype=torch.float64)
+    n = mu.shape[-1]
+    zero = torch.zeros(n, n, dtype=torch.float64)
+    means = [mu]
+    for _ in range(horizon):
+        if isinstance(policy, torch.nn.Module) and hasattr(policy, "angle_indices"):
+            u = policy(mu)
+        else:
+            u = _moments_of(policy)(mu, zero).M
+        delta, _ = gp.predict(torch.cat([mu, u.reshape(-1)]))
+        mu = mu + delta
+        means.append(mu)
+    mean = torch.stack(means)
+    return BeliefTrajectory(mean=mean, cov=torch.zeros(horizon + 1, n, n, dtype=torch.float64))
 
 
 def expected_return(
@@ -169,6 +194,10 @@ class PolicySearchResult:
     history : tuple of float
         Best value after each run (first run, then each restart).
     seconds : float
+    trace : tuple of float
+        The objective at every successful evaluation, in order.
+    converged : int
+        Runs stopped early because the best value stalled (``patience``).
     """
 
     value: float
@@ -179,6 +208,8 @@ class PolicySearchResult:
     failures: int
     history: tuple[float, ...]
     seconds: float
+    trace: tuple[float, ...] = ()
+    converged: int = 0
 
 
 def optimise_policy(
@@ -190,6 +221,8 @@ def optimise_policy(
     perturbation: float = 0.1,
     tolerance: float = 1e-6,
     seed: int = 0,
+    patience: int | None = None,
+    patience_tolerance: float = 1e-3,
 ) -> PolicySearchResult:
     r"""Minimise ``objective()`` over ``policy``'s parameters by L-BFGS with restarts.
 
@@ -201,6 +234,9 @@ def optimise_policy(
 
     L-BFGS with a strong-Wolfe line search (``torch.optim.LBFGS``; PILCO's
     ``minimize`` uses a similar budget of line searches, TPAMI 2015 Sec. 5.1).
+    As ``minimize``, a run uses its whole budget: when L-BFGS stops early (no
+    acceptable step), it starts afresh from the best point, and the run ends
+    after two fresh starts in a row without progress.
     A run that raises (e.g. a failed Cholesky), produces a non-finite value, or
     improves on its start by less than ``tolerance`` counts as stalled; up to
     ``restarts`` further runs start from perturbed best parameters. The best
@@ -220,6 +256,12 @@ def optimise_policy(
     tolerance : float
         Minimal improvement for a run not to count as stalled.
     seed : int
+    patience : int, optional
+        Stop a run early (as converged, not stalled) once ``patience``
+        consecutive evaluations improved the run's best value by less than
+        ``patience_tolerance`` in total (relative to ``max(1, |best|)``).
+        Default: run the whole budget.
+    patience_tolerance : float
 
     Returns
     -------
@@ -232,7 +274,9 @@ def optimise_policy(
     t0 = time.perf_counter()
     params = [p for p in policy.parameters() if p.requires_grad]
     gen = torch.Generator().manual_seed(int(seed))
-    counters = {"evals": 0, "fails": 0}
+    counters = {"evals": 0, "fails": 0, "since": 0, "converged": 0}
+    trace: list[float] = []
+    anchor = {"value": math.inf}
     best: dict[str, Any] = {"value": math.inf, "state": None}
 
     def snapshot(value: float) -> None:
@@ -254,7 +298,17 @@ def optimise_policy(
             counters["fails"] += 1
             logger.info("optimise_policy: evaluation failed (%s)", exc)
             raise _EvaluationError from exc
-        snapshot(float(J.detach()))
+        value = float(J.detach())
+        trace.append(value)
+        snapshot(value)
+        if patience is not None:
+            a = anchor["value"]
+            if not math.isfinite(a) or value < a - patience_tolerance * max(1.0, abs(a)):
+                anchor["value"], counters["since"] = best["value"], 0
+            else:
+                counters["since"] += 1
+                if counters["since"] >= int(patience):
+                    raise _Converged
         return J
 
     with torch.no_grad():
@@ -268,23 +322,38 @@ def optimise_policy(
                     noise = torch.randn(p.shape, generator=gen, dtype=p.dtype)
                     p.copy_(b + perturbation * (b.abs() + 1.0) * noise)
         start = best["value"]
-        opt = torch.optim.LBFGS(
-            params,
-            lr=1.0,
-            max_iter=int(max_line_searches),
-            max_eval=int(2.5 * max_line_searches),
-            tolerance_grad=1e-9,
-            tolerance_change=1e-12,
-            history_size=50,
-            line_search_fn="strong_wolfe",
-        )
-        failed = False
-        try:
-            opt.step(closure)
-        except _EvaluationError:
-            failed = True
-        state = opt.state[params[0]]
-        iterations += int(state.get("n_iter", 0))
+        anchor["value"], counters["since"] = math.inf, 0
+        failed, stop, used, idle = False, False, 0, 0
+        # Like PILCO's ``minimize``: when L-BFGS stops before the budget (its line search
+        # found no step), start afresh (steepest descent) from the best point; give up
+        # after two fresh starts in a row without progress.
+        while used < int(max_line_searches) and idle < 2 and not (failed or stop):
+            if used:
+                with torch.no_grad():
+                    for p, b in zip(params, best["state"], strict=True):
+                        p.copy_(b)
+            left = int(max_line_searches) - used
+            segment_start = best["value"]
+            opt = torch.optim.LBFGS(
+                params,
+                lr=1.0,
+                max_iter=left,
+                max_eval=int(2.5 * left),
+                tolerance_grad=1e-9,
+                tolerance_change=1e-12,
+                history_size=50,
+                line_search_fn="strong_wolfe",
+            )
+            try:
+                opt.step(closure)
+            except _EvaluationError:
+                failed = True
+            except _Converged:
+                counters["converged"] += 1
+                stop = True
+            used += max(1, int(opt.state[params[0]].get("n_iter", 0)))
+            idle = idle + 1 if segment_start - best["value"] < tolerance else 0
+        iterations += used
         runs = run
         history.append(best["value"])
         if not failed and start - best["value"] >= tolerance:
@@ -303,6 +372,8 @@ def optimise_policy(
         failures=counters["fails"],
         history=tuple(history),
         seconds=time.perf_counter() - t0,
+        trace=tuple(trace),
+        converged=counters["converged"],
     )
 
 
@@ -310,7 +381,15 @@ class _EvaluationError(Exception):
     """An objective evaluation failed; aborts the current L-BFGS run."""
 
 
+class _Converged(Exception):
+    """The best value stalled for ``patience`` evaluations; ends the current run."""
+
+
 # ----------------------------------------------------------------------------- the loop
+#: Belief propagations selectable in :class:`PILCOOptions` (``"mean"``: certainty equivalence).
+PROPAGATIONS = ("moment_matching", "linearized", "unscented", "mean")
+
+
 @dataclasses.dataclass(frozen=True)
 class PILCOOptions:
     """Settings of :func:`pilco` (defaults: PILCO's pendulum / cart-pole scenarios).
@@ -331,13 +410,18 @@ class PILCOOptions:
     max_line_searches : int
         L-BFGS budget per policy optimisation.
     policy_restarts : int
+    policy_patience : int, optional
+        End a policy optimisation early once this many evaluations in a row
+        improved :math:`J` by less than 0.1 % (:func:`optimise_policy`'s
+        ``patience``); default: the full line-search budget, as PILCO.
     gp_restarts : int
     gp_max_iter : int
     discount : float
     success_seconds : float
         Success: the last ``success_seconds`` of the rollout within the cost width.
-    propagation : str
-        Belief propagation used in policy evaluation (``"moment_matching"``).
+    propagation : {"moment_matching", "linearized", "unscented", "mean"}
+        Belief propagation used in policy evaluation (:func:`predict_beliefs`);
+        ``"mean"`` is the certainty-equivalent ablation.
     """
 
     random_rollouts: int = 1
@@ -348,6 +432,7 @@ class PILCOOptions:
     basis: int = 10
     max_line_searches: int = 150
     policy_restarts: int = 2
+    policy_patience: int | None = None
     gp_restarts: int = 1
     gp_max_iter: int = 100
     discount: float = 1.0
@@ -363,6 +448,8 @@ class PILCOOptions:
             raise ValueError(f"policy must be 'rbf' or 'linear', got {self.policy!r}")
         if self.horizon is not None and (not isinstance(self.horizon, int) or self.horizon < 1):
             raise ValueError(f"horizon must be None or an integer >= 1, got {self.horizon!r}")
+        if self.propagation not in PROPAGATIONS:
+            raise ValueError(f"propagation must be one of {PROPAGATIONS}, got {self.propagation!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -377,7 +464,8 @@ class TrialRecord:
     predicted_cost : float
         :math:`J(\\theta)` predicted by the model before the rollout.
     actual_cost : float
-        :math:`\\sum_{t=1}^H c(x_t)` on the observed states.
+        :math:`\\sum_{t=1}^H c(x_t)` on the true states (the observations when
+        the env does not report them).
     success : bool
     gp_seconds : float
         GP training time.
@@ -394,6 +482,17 @@ class TrialRecord:
     gp_seconds: float
     policy_seconds: float
     line_searches: int
+
+    #: Column titles matching :meth:`row` (progress tables of the CLI and examples).
+    HEADER: ClassVar[str] = "trial  interaction[s]  predicted  actual  success  gp[s]  policy[s]"
+
+    def row(self) -> str:
+        """This trial as one line of a progress table under :attr:`HEADER`."""
+        return (
+            f"{self.trial:5d}  {self.interaction_seconds:14.1f}  {self.predicted_cost:9.3f}  "
+            f"{self.actual_cost:6.3f}  {str(self.success):>7}  {self.gp_seconds:5.1f}  "
+            f"{self.policy_seconds:9.1f}"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -438,6 +537,17 @@ def swing_up_success(cost: SaturatingCost, X: Any, steps: int) -> bool:
     Xa = np.asarray(X, dtype=np.float64)
     dist = np.linalg.norm(cost.task_point(Xa[-steps:]) - cost.target, axis=-1)
     return bool(np.all(dist < cost.width))
+
+
+def _policy_lengthscales(n: int, angle_indices: Any) -> np.ndarray:
+    """PILCO's initial RBF-policy length-scales: 1 on raw states, 0.7 on sines and cosines."""
+    k = len(tuple(angle_indices))
+    return np.concatenate([np.ones(n - k), np.full(2 * k, 0.7)])
+
+
+def _latent(traj: Trajectory) -> np.ndarray:
+    """The true states of a rollout when the env reports them, else the observations."""
+    return traj.true_states if traj.true_states is not None else traj.states
 
 
 def _state_cost(cost: Any, X: np.ndarray) -> float:
@@ -487,7 +597,9 @@ def pilco(
     ----------
     env : gymnasium.Env
         A gpcontrol env (its ``unwrapped.system`` gives the angles, bounds and
-        start distribution ``x0_mean``, ``x0_std``).
+        start distribution ``x0_mean``, ``x0_std``), or any Gymnasium env with
+        ``Box`` spaces wrapped by :func:`gpcontrol.envs.adapt`, whose
+        :class:`~gpcontrol.envs.LearningTask` gives the same.
     cost : SaturatingCost
         The cost the policy minimises (with ``expected`` and, for the success
         test, ``task_point``, ``target``, ``width``).
@@ -496,7 +608,10 @@ def pilco(
         Seeds trial ``k``'s env reset, GP fit and policy restarts from ``(seed, k)``.
     out : path, optional
         Run folder: ``checkpoint.json`` (trial records), ``data.npz`` (all
-        rollouts), ``policy.pt``; an existing checkpoint is resumed.
+        rollouts), ``policy.pt``, ``prediction_KK.npz`` (trial ``K``'s predicted
+        ``mean``/``cov``, the latent ``states`` of its rollout and the policy
+        search's ``trace`` of objective values, its ``controls``); an existing
+        checkpoint is resumed.
     callback : callable, optional
         Called with each new :class:`TrialRecord` (progress display).
 
@@ -505,18 +620,19 @@ def pilco(
     PILCOResult
     """
     opts = options or PILCOOptions()
-    base: Any = env.unwrapped
-    system = getattr(base, "system", None)
-    if system is None:
-        raise TypeError("env must be a gpcontrol SystemEnv (env.unwrapped.system)")
+    from gpcontrol.envs.adapter import learning_task
+
+    # a SystemEnv, or any Box env wrapped by gpcontrol.envs.adapt; the task stands in for
+    # the system below (n, m, dt, angle_indices, u_low, u_high)
+    env, system = learning_task(env)
     n, m, dt = system.n, system.m, float(system.dt)
-    horizon = opts.horizon or (env.spec.max_episode_steps if env.spec else None)
+    horizon = opts.horizon or system.horizon
     if horizon is None:
         raise ValueError("give options.horizon for an env without max_episode_steps")
-    mean0 = torch.as_tensor(np.asarray(base.x0_mean, dtype=np.float64))
-    std0 = torch.as_tensor(np.asarray(base.x0_std, dtype=np.float64))
-    cov0 = check_covariance("cov0", torch.diag(std0**2), n)
-    u_max = np.asarray(system.u_high, dtype=np.float64)
+    mean0 = torch.as_tensor(np.array(system.x0_mean, dtype=np.float64))
+    std0 = torch.as_tensor(np.array(system.x0_std, dtype=np.float64))
+    cov0 = check_covariance("cov0", torch.as_tensor(np.array(system.x0_cov)), n)
+    u_max = np.array(system.u_high, dtype=np.float64)  # a writable copy (torch wraps it)
     steps_ok = max(1, round(opts.success_seconds / dt))
 
     def make_policy() -> torch.nn.Module:
@@ -529,6 +645,8 @@ def pilco(
             basis=opts.basis,
             angle_indices=system.angle_indices,
             init_mean=mean0.numpy(),
+            init_std=std0.numpy(),
+            init_lengthscales=_policy_lengthscales(n, system.angle_indices),
             seed=seed,
         )
 
@@ -595,18 +713,19 @@ def pilco(
             max_line_searches=opts.max_line_searches,
             restarts=opts.policy_restarts,
             seed=seed * 10_000 + k,
+            patience=opts.policy_patience,
         )
         with torch.no_grad():
             beliefs = predict_beliefs(model, policy, mean0, cov0, horizon, method=opts.propagation)
             predictions.append(beliefs)
         traj = run(policy, opts.random_rollouts + k - 1)
-        ok = swing_up_success(cost, traj.states, steps_ok)
+        ok = swing_up_success(cost, _latent(traj), steps_ok)
         streak = streak + 1 if ok else 0
         rec = TrialRecord(
             trial=k,
             interaction_seconds=len(data) * horizon * dt,
             predicted_cost=search.value,
-            actual_cost=_state_cost(cost, traj.states),
+            actual_cost=_state_cost(cost, _latent(traj)),
             success=ok,
             gp_seconds=fit.seconds,
             policy_seconds=search.seconds,
@@ -614,6 +733,14 @@ def pilco(
         )
         records.append(rec)
         if folder is not None:
+            np.savez(
+                folder / f"prediction_{k:02d}.npz",
+                mean=beliefs.mean.numpy(),
+                cov=beliefs.cov.numpy(),
+                states=_latent(traj),
+                controls=traj.controls,
+                trace=np.asarray(search.trace),
+            )
             _save(folder, records, data, policy, meta)
         if callback is not None:
             callback(rec)
@@ -647,8 +774,11 @@ def save_figures(result: PILCOResult, system: Any, folder: str | Path) -> list[P
     Returns
     -------
     list of Path
-        ``learning_curve.png`` and ``trial_XX.png`` for the trials run in this process.
+        ``learning_curve.png`` and ``trial_XX.png`` for the trials run in this
+        process, and for earlier trials whose ``prediction_XX.npz`` is in ``folder``.
     """
+    import matplotlib.pyplot as plt
+
     from gpcontrol.plotting import plot_learning_curve, plot_trajectory
 
     out = Path(folder)
@@ -665,6 +795,7 @@ def save_figures(result: PILCOResult, system: Any, folder: str | Path) -> list[P
     ax.legend(loc="best", fontsize=8)
     paths.append(out / "learning_curve.png")
     fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
     runs = result.trajectories[len(result.trajectories) - len(result.predictions) :]
     first = len(result.trials) - len(result.predictions) + 1
     for i, (pred, traj) in enumerate(zip(result.predictions, runs, strict=True)):
@@ -678,4 +809,23 @@ def save_figures(result: PILCOResult, system: Any, folder: str | Path) -> list[P
         )
         paths.append(out / f"trial_{first + i:02d}.png")
         fig.savefig(paths[-1], dpi=100)
+        plt.close(fig)
+    for f in sorted(out.glob("prediction_*.npz")):  # trials of an earlier (resumed) process
+        k = int(f.stem.split("_")[-1])
+        if first <= k < first + len(result.predictions):
+            continue
+        saved = np.load(f)
+        if "controls" not in saved.files:
+            continue
+        fig = plot_trajectory(
+            system,
+            (saved["states"], saved["controls"]),
+            dt=float(system.dt),
+            mean=saved["mean"],
+            std=np.sqrt(np.clip(np.diagonal(saved["cov"], axis1=-2, axis2=-1), 0.0, None)),
+            title=f"trial {k}: predicted (mean +- 2 sd) vs actual",
+        )
+        paths.append(out / f"trial_{k:02d}.png")
+        fig.savefig(paths[-1], dpi=100)
+        plt.close(fig)
     return paths
