@@ -11,12 +11,14 @@
     optionally write an animation, a state/control figure and the data.
 
 ``gpcontrol pilco SYSTEM [--seed S] [--out DIR] [--trials N] [--line-searches L]
-[--basis B]``
-    Learn a swing-up with PILCO in the system's environment: one random
-    rollout, then up to N policy trials; prints one line per trial (interaction
-    seconds, predicted vs actual cost, success, GP and policy time), and writes
-    the checkpoint, the learning curve and predicted-vs-actual trajectory figures
-    to DIR (a run folder with a checkpoint is resumed).
+[--basis B] [--noise STD] [--propagation moment_matching|linearized|unscented|mean]``
+    Learn a swing-up with PILCO in the system's environment (measurement noise
+    std 0.01 by default, as PILCO's scenarios): one random rollout, then up to
+    N policy trials; prints one line per trial (interaction seconds, predicted
+    vs actual cost, success, GP and policy time), and writes the checkpoint, the
+    learning curve, predicted-vs-actual trajectory figures and ``final.gif``
+    (the last rollout) to DIR (a run folder with a checkpoint is resumed).
+    ``--propagation mean`` is the certainty-equivalent ablation.
 
 ``gpcontrol solve SYSTEM [--method ddp|ilqr] [--horizon T] [--episodes N] [--out DIR] [--gif]``
     Swing ``cartpole``, ``pendulum`` or ``double_pendulum`` up from hanging
@@ -24,6 +26,13 @@
     dt = 0.05 s), print the convergence, replay the solver's feedback law
     ``u = K x + k`` from perturbed starts under process noise against the open
     loop plan, and write the trajectory and convergence figures.
+
+``gpcontrol gps arm [--iterations N] [--samples S] [--seed S] [--out DIR] [--ceiling] [--quick]``
+    Guided policy search (MDGPS) on planar-arm reaching (dt = 0.05 s, T = 50,
+    4 training and 16 held-out targets): one progress line per iteration
+    (rollouts, local and network success, costs), a resumable run folder with a
+    checkpoint after every iteration, and the success-vs-rollouts and reaching
+    figures.
 
 Example::
 
@@ -220,29 +229,40 @@ def _cmd_pilco(args: argparse.Namespace) -> int:
     from gpcontrol.algorithms.pilco import PILCOOptions, TrialRecord, pilco, save_figures
 
     torch.set_num_threads(1)
+    from gpcontrol.plotting import animate
+
     env_id = _resolve_env_id(args.system)
-    env = gym.make(env_id)
+    noise = {"measurement_noise_std": args.noise} if env_id.startswith("gpcontrol/") else {}
+    env = gym.make(env_id, **noise)
     base: Any = env.unwrapped
     if getattr(base, "system", None) is None or not hasattr(base.cost, "task_point"):
         raise ValueError(f"{env_id}: pilco needs a gpcontrol environment with a saturating cost")
     basis = args.basis if args.basis is not None else (20 if base.system.n == 2 else 10)
     options = PILCOOptions(
-        max_trials=args.trials, basis=basis, max_line_searches=args.line_searches
+        max_trials=args.trials,
+        basis=basis,
+        max_line_searches=args.line_searches,
+        propagation=args.propagation,
     )
     out = args.out if args.out is not None else f"runs/pilco-{args.system}-seed{args.seed}"
     print(f"PILCO on {env_id}, seed {args.seed}, {basis} RBF bases, run folder {out}")
-    print("trial  interaction[s]  predicted  actual  success  gp[s]  policy[s]")
+    print(TrialRecord.HEADER)
 
     def line(r: TrialRecord) -> None:
-        print(
-            f"{r.trial:5d}  {r.interaction_seconds:14.1f}  {r.predicted_cost:9.3f}  "
-            f"{r.actual_cost:6.3f}  {str(r.success):>7}  {r.gp_seconds:5.1f}  "
-            f"{r.policy_seconds:9.1f}",
-            flush=True,
-        )
+        print(r.row(), flush=True)
 
     result = pilco(env, base.cost, options=options, seed=args.seed, out=out, callback=line)
     paths = save_figures(result, base.system, out)
+    saved = sorted(Path(out).glob("prediction_*.npz"))
+    states = None
+    if result.trajectories:
+        last = result.trajectories[-1]
+        states = last.true_states if last.true_states is not None else last.states
+    elif saved:  # a finished run re-opened: its last rollout from the run folder
+        states = np.load(saved[-1])["states"]
+    if states is not None:
+        target = getattr(base, "render_target", None)
+        paths.append(animate(base.system, states, Path(out) / "final.gif", target=target))
     if result.first_success is not None:
         print(
             f"solved: first success at trial {result.first_success} after "
@@ -381,6 +401,73 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- gps
+def _cmd_gps(args: argparse.Namespace) -> int:
+    import torch
+
+    from gpcontrol.algorithms.reach import ReachingTask, ilqr_ceiling
+    from gpcontrol.algorithms.reach_run import (
+        ReachingMetrics,
+        reaching_options,
+        run_reaching,
+        save_reaching_figures,
+    )
+
+    torch.set_num_threads(1)
+    task = ReachingTask.default(T=args.horizon)
+    if args.quick:
+        task = ReachingTask(
+            task.system, task.x0, task.train_targets[:2], task.test_targets[::4], task.T,
+            task.tolerance, task.cost_weights,
+        )  # fmt: skip
+    options = reaching_options(
+        args.seed,
+        iterations=args.iterations,
+        samples=args.samples,
+        kl_step=args.kl_step,
+        init_variance=args.init_variance,
+        hidden=tuple(args.hidden),
+        policy_iterations=args.policy_iterations,
+    )
+    out = args.out if args.out is not None else f"runs/gps-arm-seed{args.seed}"
+    print(
+        f"MDGPS arm reaching: {len(task.train_targets)} training / {len(task.test_targets)} "
+        f"held-out targets, T = {task.T}, dt = {task.system.dt} s, seed {args.seed}, "
+        f"run folder {out}"
+    )
+    print("iter  rollouts  local  net-train  net-held-out  sample-cost  policy-cost  time[s]")
+    t0 = time.perf_counter()
+
+    def line(m: ReachingMetrics) -> None:
+        print(
+            f"{m.iteration:4d}  {m.rollouts:8d}  {100 * m.local_success:4.0f}%  "
+            f"{100 * m.train_success:8.0f}%  {100 * m.test_success:11.0f}%  "
+            f"{m.sample_cost:11.3f}  {m.policy_cost:11.3f}  {m.seconds:7.1f}",
+            flush=True,
+        )
+
+    run = run_reaching(task, options, folder=out, callback=line)
+    seconds = time.perf_counter() - t0
+    ceiling = None
+    if args.ceiling:
+        c = ilqr_ceiling(task)
+        ceiling = float(c.success.mean())
+        M = len(task.train_targets)
+        print(
+            f"iLQR ceiling (true dynamics): {100 * ceiling:.0f}% of all targets, "
+            f"median final distance {1000 * float(np.median(c.distances)):.2f} mm, "
+            f"mean cost on the training targets {float(c.costs[:M].mean()):.3f}"
+        )
+    paths = save_reaching_figures(run, out, ceiling_success=ceiling)
+    last = run.metrics[-1]
+    print(
+        f"after {last.rollouts} rollouts: local {100 * last.local_success:.0f}%, network "
+        f"{100 * last.train_success:.0f}% train / {100 * last.test_success:.0f}% held-out "
+        f"({seconds:.1f} s this session); wrote {', '.join(str(p) for p in paths)}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``gpcontrol`` command."""
     parser = argparse.ArgumentParser(
@@ -411,6 +498,15 @@ def build_parser() -> argparse.ArgumentParser:
     p_pilco.add_argument("--trials", type=_positive_int, default=10, help="policy trials")
     p_pilco.add_argument("--line-searches", type=_positive_int, default=150, help="L-BFGS budget")
     p_pilco.add_argument("--basis", type=_positive_int, default=None, help="RBF basis functions")
+    p_pilco.add_argument(
+        "--noise", type=float, default=0.01, help="measurement noise std (gpcontrol envs)"
+    )
+    p_pilco.add_argument(
+        "--propagation",
+        choices=("moment_matching", "linearized", "unscented", "mean"),
+        default="moment_matching",
+        help="belief propagation ('mean': certainty-equivalent ablation)",
+    )
     p_pilco.set_defaults(func=_cmd_pilco)
 
     p_solve = sub.add_parser(
@@ -428,6 +524,25 @@ def build_parser() -> argparse.ArgumentParser:
     p_solve.add_argument("--out", default="runs/solve", help="output folder")
     p_solve.add_argument("--gif", action="store_true", help="also write an animation")
     p_solve.set_defaults(func=_cmd_solve)
+
+    p_gps = sub.add_parser("gps", help="guided policy search (MDGPS) with a network policy")
+    p_gps.add_argument("task", choices=("arm",), help="task: planar-arm reaching")
+    p_gps.add_argument("--iterations", type=_positive_int, default=12)
+    p_gps.add_argument("--samples", type=_positive_int, default=5, help="rollouts per target")
+    p_gps.add_argument("--horizon", type=_positive_int, default=50, help="steps of 0.05 s")
+    p_gps.add_argument("--kl-step", type=float, default=0.2, help="KL bound per time step")
+    p_gps.add_argument("--init-variance", type=float, default=0.05, help="initial torque variance")
+    p_gps.add_argument(
+        "--hidden", type=_positive_int, nargs="*", default=[64, 64], help="network widths"
+    )
+    p_gps.add_argument("--policy-iterations", type=_positive_int, default=300, help="S-step")
+    p_gps.add_argument("--seed", type=int, default=0)
+    p_gps.add_argument("--out", default=None, help="run folder (default runs/gps-arm-seedS)")
+    p_gps.add_argument("--ceiling", action="store_true", help="also run the iLQR ceiling")
+    p_gps.add_argument(
+        "--quick", action="store_true", help="2 training / 4 held-out targets (smoke test)"
+    )
+    p_gps.set_defaults(func=_cmd_gps)
     return parser
 
 

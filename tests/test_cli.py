@@ -128,3 +128,29 @@ def test_solve_swings_the_pendulum_up_and_feedback_beats_open_loop(
     assert int(counts["open loop"]) <= 3  # measured: 1 of 20 at this noise
     assert (tmp_path / "solve_pendulum.png").exists()
     assert (tmp_path / "solve_pendulum_convergence.png").exists()
+
+
+def test_gps_arm_prints_progress_writes_figures_and_resumes(tmp_path, capsys) -> None:  # noqa: ANN001
+    """A tiny `gps arm` run: one line per iteration, the run folder and figures; a second call
+    with more iterations resumes (its first lines are the stored iterations, identical)."""
+    base = ["gps", "arm", "--quick", "--horizon", "8", "--hidden", "8", "--out", str(tmp_path)]
+    base += ["--policy-iterations", "20", "--seed", "1"]
+    assert main([*base, "--iterations", "1"]) == 0
+    first = capsys.readouterr().out
+    rows = re.findall(r"^\s+1\s+10\s.*$", first, flags=re.M)
+    assert len(rows) == 1  # iteration 1 after 2 targets x 5 rollouts
+    assert main([*base, "--iterations", "2"]) == 0
+    second = capsys.readouterr().out
+    lines = [ln for ln in second.splitlines() if re.match(r"^\s+\d+\s+\d+\s", ln)]
+    assert [int(ln.split()[0]) for ln in lines] == [1, 2]
+    strip = lambda ln: ln.rsplit(maxsplit=1)[0]  # noqa: E731 - drop the seconds column
+    assert strip(lines[0]) == strip(rows[0])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert [m["rollouts"] for m in metrics] == [10, 20]
+    for name in (
+        "success.png",
+        "reaching.png",
+        "checkpoint/iter_002/policy.pt",
+        "data/iter_002.npz",
+    ):
+        assert (tmp_path / name).exists(), name

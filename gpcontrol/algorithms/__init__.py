@@ -2,6 +2,9 @@
 
 * :mod:`gpcontrol.algorithms.gps` -- mirror-descent guided policy search
   (MDGPS) training a torch MLP policy from linear-Gaussian controllers.
+* :mod:`gpcontrol.algorithms.reach` and :mod:`gpcontrol.algorithms.reach_run` --
+  planar-arm reaching with MDGPS: end-effector cost, target-conditioned network,
+  iLQR ceiling, and a resumable, checkpointed run with metrics and figures.
 * :mod:`gpcontrol.algorithms.pilco` -- PILCO: GP dynamics, moment-matching
   policy evaluation and L-BFGS policy search, in a resumable trial loop.
 """
@@ -9,11 +12,16 @@
 from gpcontrol.algorithms.gps import (
     GaussianMLPPolicy,
     MDGPSOptions,
+    MDGPSState,
+    StepPrediction,
     linearize_policy,
     mdgps,
+    mdgps_init,
+    mdgps_step,
     policy_prior,
     s_step_loss,
     train_policy,
+    with_context,
 )
 from gpcontrol.algorithms.pilco import (
     PILCOOptions,
@@ -22,6 +30,19 @@ from gpcontrol.algorithms.pilco import (
     expected_return,
     optimise_policy,
     pilco,
+)
+from gpcontrol.algorithms.reach import (
+    EndEffectorCost,
+    ReachingPolicy,
+    ReachingTask,
+    ilqr_ceiling,
+)
+from gpcontrol.algorithms.reach_run import (
+    ReachingMetrics,
+    ReachingRun,
+    reaching_options,
+    run_reaching,
+    save_reaching_figures,
 )
 
 __all__ = [
@@ -38,4 +59,18 @@ __all__ = [
     "policy_prior",
     "s_step_loss",
     "train_policy",
+    "MDGPSState",
+    "StepPrediction",
+    "mdgps_init",
+    "mdgps_step",
+    "with_context",
+    "EndEffectorCost",
+    "ReachingPolicy",
+    "ReachingTask",
+    "ilqr_ceiling",
+    "ReachingMetrics",
+    "ReachingRun",
+    "reaching_options",
+    "run_reaching",
+    "save_reaching_figures",
 ]

@@ -52,6 +52,7 @@ from gpcontrol._validation import as_batch, as_float_array, check_nonnegative, c
 from gpcontrol.models.gmm import GaussianMixture, select_gmm
 from gpcontrol.models.tvlg import (
     DynamicsPrior,
+    TVLGDynamics,
     conditional_gaussian_fit,
     default_components,
     fit_tvlg,
@@ -67,6 +68,7 @@ from gpcontrol.solvers.lqr_flm import (
 
 __all__ = [
     "GaussianMLPPolicy",
+    "tanh_mlp",
     "policy_prior",
     "linearize_policy",
     "s_step_loss",
@@ -74,7 +76,12 @@ __all__ = [
     "MDGPSOptions",
     "MDGPSIteration",
     "MDGPSResult",
+    "MDGPSState",
+    "StepPrediction",
+    "with_context",
     "mdgps",
+    "mdgps_init",
+    "mdgps_step",
 ]
 
 logger = logging.getLogger(__name__)
@@ -84,6 +91,21 @@ Tensor = torch.Tensor
 
 
 # ---------------------------------------------------------------------------- the policy
+def tanh_mlp(widths: Sequence[int], *, seed: int = 0) -> torch.nn.Sequential:
+    """A float64 MLP ``widths[0] -> ... -> widths[-1]`` with tanh between linear layers.
+
+    Initialised from ``seed`` without touching the global torch RNG.
+    """
+    layers: list[torch.nn.Module] = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        for i in range(len(widths) - 1):
+            layers.append(torch.nn.Linear(widths[i], widths[i + 1], dtype=torch.float64))
+            if i < len(widths) - 2:
+                layers.append(torch.nn.Tanh())
+    return torch.nn.Sequential(*layers)
+
+
 class GaussianMLPPolicy(torch.nn.Module):
     r"""Global policy :math:`u \sim \mathcal N(\mu_\theta(x), \Sigma_\pi)` with a tanh MLP mean.
 
@@ -111,15 +133,7 @@ class GaussianMLPPolicy(torch.nn.Module):
         if n < 1 or m < 1:
             raise ValueError(f"n and m must be >= 1, got {n}, {m}")
         self.n, self.m = int(n), int(m)
-        widths = [self.n, *(int(h) for h in hidden), self.m]
-        layers: list[torch.nn.Module] = []
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
-            for i in range(len(widths) - 1):
-                layers.append(torch.nn.Linear(widths[i], widths[i + 1], dtype=torch.float64))
-                if i < len(widths) - 2:
-                    layers.append(torch.nn.Tanh())
-        self.net = torch.nn.Sequential(*layers)
+        self.net = tanh_mlp([self.n, *(int(h) for h in hidden), self.m], seed=seed)
         self.register_buffer("offset", torch.zeros(self.n, dtype=torch.float64))
         self.register_buffer("scale", torch.ones(self.n, dtype=torch.float64))
         self.register_buffer("cov", torch.eye(self.m, dtype=torch.float64))
@@ -143,16 +157,24 @@ class GaussianMLPPolicy(torch.nn.Module):
             return self.forward(torch.from_numpy(np.ascontiguousarray(xa))).numpy()
 
     def controller(
-        self, rng: int | np.random.Generator | None = None, *, deterministic: bool = False
+        self,
+        rng: int | np.random.Generator | None = None,
+        *,
+        deterministic: bool = False,
+        context: ArrayLike | None = None,
     ) -> Any:
-        """A callable ``(x, t) -> u`` for rollouts: the mean, or samples from ``rng``."""
+        """A callable ``(x, t) -> u`` for rollouts: the mean, or samples from ``rng``.
+
+        With ``context (d,)`` the network sees ``[x, context]`` and ``x`` has
+        ``n - d`` entries (see :func:`with_context`).
+        """
         if not deterministic and rng is None:
             raise ValueError("pass rng= to sample, or deterministic=True")
         gen = None if deterministic else np.random.default_rng(rng)
         chol = np.linalg.cholesky(self.cov.numpy())  # type: ignore[operator]
 
         def act(x: ArrayLike, t: int) -> Array:
-            mu = self.mean(x)
+            mu = self.mean(x if context is None else with_context(x, context))
             if gen is None:
                 return mu
             return mu + gen.standard_normal(mu.shape) @ chol.T
@@ -161,17 +183,69 @@ class GaussianMLPPolicy(torch.nn.Module):
 
 
 # ---------------------------------------------------------------------------- linearisation
-def policy_prior(policy: GaussianMLPPolicy, X: ArrayLike, *, seed: int = 0) -> GaussianMixture:
+def with_context(X: ArrayLike, context: ArrayLike) -> Array:
+    r"""Network input :math:`[x, c]`: the context ``c`` appended to every state.
+
+    Parameters
+    ----------
+    X : array_like, shape (..., n)
+    context : array_like, shape (..., d)
+        Broadcast against the leading shape of ``X`` (e.g. ``(d,)`` for one
+        condition, ``(M, 1, 1, d)`` for states ``(M, N, T, n)``).
+
+    Returns
+    -------
+    ndarray, shape (..., n + d)
+    """
+    Xa = as_float_array("X", X)
+    Ca = as_float_array("context", context)
+    if Xa.ndim < 1 or Ca.ndim < 1:
+        raise ValueError(f"X and context must have a last axis, got {Xa.shape} and {Ca.shape}")
+    try:
+        lead = np.broadcast_shapes(Xa.shape[:-1], Ca.shape[:-1])
+    except ValueError:
+        raise ValueError(
+            f"context shape {Ca.shape} does not broadcast against X shape {Xa.shape}"
+        ) from None
+    return np.concatenate(
+        [
+            np.broadcast_to(Xa, (*lead, Xa.shape[-1])),
+            np.broadcast_to(Ca, (*lead, Ca.shape[-1])),
+        ],
+        axis=-1,
+    )
+
+
+def _state_dim(policy: GaussianMLPPolicy, context: ArrayLike | None) -> int:
+    d = 0 if context is None else int(np.shape(context)[-1])
+    if d >= policy.n:
+        raise ValueError(f"context has {d} entries but the policy sees only {policy.n} inputs")
+    return policy.n - d
+
+
+def policy_prior(
+    policy: GaussianMLPPolicy,
+    X: ArrayLike,
+    *,
+    context: ArrayLike | None = None,
+    seed: int = 0,
+) -> GaussianMixture:
     r"""Gaussian mixture over the pairs :math:`(x, \mu_\theta(x))` of the states ``X (..., n)``.
 
     The size is chosen by BIC (:func:`~gpcontrol.models.gmm.select_gmm`) with
     a ridge of :math:`10^{-9}` (standardised units): the pairs of a nearly
-    affine network lie close to a linear subspace.
+    affine network lie close to a linear subspace. With ``context (..., d)``
+    (broadcast against ``X``) the network's mean is :math:`\mu_\theta([x, c])`
+    and the pairs are still :math:`(x, \mu)`.
     """
     if not isinstance(policy, GaussianMLPPolicy):
         raise TypeError(f"policy must be a GaussianMLPPolicy, got {type(policy).__name__}")
-    Xa = as_batch("X", X, policy.n).reshape(-1, policy.n)
-    P = np.concatenate([Xa, policy.mean(Xa)], axis=-1)
+    nx = _state_dim(policy, context)
+    Xa = as_batch("X", X, nx)
+    inputs = Xa if context is None else with_context(Xa, context)
+    P = np.concatenate(
+        [inputs[..., :nx].reshape(-1, nx), policy.mean(inputs.reshape(-1, policy.n))], axis=-1
+    )
     return select_gmm(P, default_components(P.shape[0]), seed=seed, regularization=1e-9)
 
 
@@ -179,6 +253,7 @@ def linearize_policy(
     policy: GaussianMLPPolicy,
     X: ArrayLike,
     *,
+    context: ArrayLike | None = None,
     prior: GaussianMixture | None = None,
     strength: float = 1.0,
     seed: int = 0,
@@ -210,6 +285,9 @@ def linearize_policy(
     policy : GaussianMLPPolicy
     X : array_like, shape (N, T, n)
         Sample states (``X[:, :-1]`` of trajectories).
+    context : array_like, shape (d,), optional
+        Fixed part of the network's input (e.g. the target of the condition):
+        the network sees :math:`[x, c]` and is linearised in :math:`x`.
     prior : GaussianMixture, optional
         Over :math:`(x, u)` pairs (:func:`policy_prior`, e.g. fitted once on
         the states of all conditions); default: :func:`policy_prior` of ``X``.
@@ -226,12 +304,13 @@ def linearize_policy(
     """
     if not isinstance(policy, GaussianMLPPolicy):
         raise TypeError(f"policy must be a GaussianMLPPolicy, got {type(policy).__name__}")
-    n = policy.n
+    n = _state_dim(policy, context)
     Xa = as_float_array("X", X)
     if Xa.ndim != 3 or Xa.shape[-1] != n:
         raise ValueError(f"X must have shape (N, T, {n}), got {Xa.shape}")
-    Z = np.concatenate([Xa, policy.mean(Xa)], axis=-1)
-    mixture = policy_prior(policy, Xa, seed=seed) if prior is None else prior
+    inputs = Xa if context is None else with_context(Xa, np.reshape(context, (-1,)))
+    Z = np.concatenate([Xa, policy.mean(inputs)], axis=-1)
+    mixture = policy_prior(policy, Xa, context=context, seed=seed) if prior is None else prior
     K, k, S = conditional_gaussian_fit(
         Z, n, prior=mixture, strength=strength, regularization=regularization, require_pd=False
     )
@@ -445,6 +524,242 @@ def _true_cost(cost: Any, X: Array, U: Array) -> Array:
     return np.asarray(cost.l(X[:, :-1], U)).sum(-1) + np.asarray(cost.l_T(X[:, -1]))
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class StepPrediction:
+    """What one C-step predicted, kept for the next iteration's step-size adaptation.
+
+    Attributes
+    ----------
+    dynamics : TVLGDynamics
+        The fitted local model the C-step used.
+    cost : QuadraticTrajectoryCost
+        The cost expansion it used.
+    old_value : float
+        Expected cost of the controller *before* the C-step under that model.
+    """
+
+    dynamics: TVLGDynamics
+    cost: QuadraticTrajectoryCost
+    old_value: float
+
+
+@dataclasses.dataclass(eq=False)
+class MDGPSState:
+    """Everything :func:`mdgps_step` carries from one iteration to the next (mutable).
+
+    Saving these fields after an iteration and restoring them resumes a run
+    exactly (:mod:`gpcontrol.algorithms.reach` writes them to a run folder).
+
+    Attributes
+    ----------
+    policy : GaussianMLPPolicy
+    controllers : list of LinearGaussianPolicy
+        Current local controllers, one per condition.
+    multipliers : ndarray, shape (M,)
+        Step-size multipliers :math:`\nu_c`.
+    previous : list of StepPrediction or None
+        Last C-step prediction per condition.
+    rng : numpy.random.Generator
+        Sampling generator.
+    rollouts : int
+        Rollouts drawn so far.
+    history : list of MDGPSIteration
+    samples : list of (ndarray, ndarray)
+        The last iteration's samples ``(X (N, T+1, n), U (N, T, m))`` per condition.
+    """
+
+    policy: GaussianMLPPolicy
+    controllers: list[LinearGaussianPolicy]
+    multipliers: Array
+    previous: list[StepPrediction | None]
+    rng: np.random.Generator
+    rollouts: int = 0
+    history: list[MDGPSIteration] = dataclasses.field(default_factory=list)
+    samples: list[tuple[Array, Array]] = dataclasses.field(default_factory=list)
+
+    @property
+    def iteration(self) -> int:
+        """Number of completed iterations."""
+        return len(self.history)
+
+
+def _check_problem(
+    system: Any, costs: Sequence[Any], x0s: ArrayLike, T: int, contexts: ArrayLike | None
+) -> tuple[Array, Array | None]:
+    n = int(system.n)
+    X0 = as_float_array("x0s", x0s)
+    if X0.ndim != 2 or X0.shape[1] != n:
+        raise ValueError(f"x0s must have shape (M, {n}), got {X0.shape}")
+    M = X0.shape[0]
+    if len(costs) != M:
+        raise ValueError(f"costs must have one entry per condition ({M}), got {len(costs)}")
+    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+        raise ValueError(f"T must be a positive integer, got {T!r}")
+    if contexts is None:
+        return X0, None
+    C = as_float_array("contexts", contexts)
+    if C.ndim != 2 or C.shape[0] != M or C.shape[1] < 1:
+        raise ValueError(f"contexts must have shape (M, d) = ({M}, d), got {C.shape}")
+    return X0, C
+
+
+def mdgps_init(
+    system: Any,
+    costs: Sequence[Any],
+    x0s: ArrayLike,
+    T: int,
+    *,
+    init_controllers: Sequence[LinearGaussianPolicy] | None = None,
+    options: MDGPSOptions | None = None,
+    contexts: ArrayLike | None = None,
+    policy: GaussianMLPPolicy | None = None,
+) -> MDGPSState:
+    """Initial :class:`MDGPSState` of :func:`mdgps` (arguments as there)."""
+    opt = MDGPSOptions() if options is None else options
+    n, m = int(system.n), int(system.m)
+    X0, C = _check_problem(system, costs, x0s, T, contexts)
+    M = X0.shape[0]
+    if init_controllers is None:
+        ctrl = [
+            LinearGaussianPolicy.from_gains(np.zeros((m, n)), np.zeros(m), opt.init_variance, T=T)
+            for _ in range(M)
+        ]
+    else:
+        ctrl = list(init_controllers)
+        if len(ctrl) != M or any((c.T, c.n, c.m) != (T, n, m) for c in ctrl):
+            raise ValueError(
+                f"init_controllers must be {M} controllers with (T, n, m) = {(T, n, m)}"
+            )
+    d = 0 if C is None else C.shape[1]
+    if policy is None:
+        policy = GaussianMLPPolicy(n + d, m, opt.hidden, seed=opt.seed)
+    elif not isinstance(policy, GaussianMLPPolicy) or (policy.n, policy.m) != (n + d, m):
+        raise ValueError(f"policy must be a GaussianMLPPolicy with (n, m) = {(n + d, m)}")
+    return MDGPSState(policy, ctrl, np.ones(M), [None] * M, np.random.default_rng(opt.seed))
+
+
+def mdgps_step(
+    system: Any,
+    costs: Sequence[Any],
+    x0s: ArrayLike,
+    T: int,
+    state: MDGPSState,
+    *,
+    options: MDGPSOptions | None = None,
+    contexts: ArrayLike | None = None,
+) -> MDGPSIteration:
+    """One MDGPS iteration (samples, C-step, S-step), updating ``state`` in place.
+
+    Arguments as in :func:`mdgps`; returns the iteration's record (also
+    appended to ``state.history``). The policy linearisation's mixture prior
+    (:func:`policy_prior`) pools the samples of all conditions, except with
+    ``contexts``: the network's action at a state then depends on the
+    condition, so each condition gets a prior from its own samples.
+
+    .. math::
+
+        \bar\\pi_c(u \\mid x, t) = \\mathcal N(\bar K_{ct} x + \bar k_{ct}, \bar C_{ct})
+        \approx \\pi_\theta(u \\mid [x, c])
+    """
+    opt = MDGPSOptions() if options is None else options
+    X0, ctx = _check_problem(system, costs, x0s, T, contexts)
+    M, n = X0.shape
+    if len(state.controllers) != M:
+        raise ValueError(f"state has {len(state.controllers)} controllers for {M} conditions")
+    it, rng, policy, ctrl, mult = (
+        state.iteration, state.rng, state.policy, state.controllers, state.multipliers,
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    x0_cov = (opt.x0_std**2 + 1e-8) * np.eye(n)
+    samples = [
+        _sample(system, ctrl[c].seeded(rng), X0[c], T, opt.samples, opt, rng) for c in range(M)
+    ]
+    state.rollouts += M * opt.samples
+    sample_costs = np.array([_true_cost(costs[c], *samples[c]).mean() for c in range(M)])
+    Xall = np.concatenate([s[0] for s in samples])
+    Uall = np.concatenate([s[1] for s in samples])
+    prior = DynamicsPrior.fit(Xall, Uall, seed=opt.seed + it)
+    dyns = [fit_tvlg(X, U, prior=prior) for X, U in samples]
+    cost_models = [QuadraticTrajectoryCost.from_cost(costs[c], *samples[c]) for c in range(M)]
+    # Step-size adaptation from the previous C-step's prediction.
+    for c in range(M):
+        prev = state.previous[c]
+        if prev is None:
+            continue
+        pred_new = prev.cost.expected(forward_marginals(prev.dynamics, ctrl[c], X0[c], x0_cov))
+        actual_new = cost_models[c].expected(forward_marginals(dyns[c], ctrl[c], X0[c], x0_cov))
+        mult[c] = adapt_step_size(
+            mult[c],
+            prev.old_value - pred_new,
+            prev.old_value - actual_new,
+            epsilon_min=opt.step_range[0],
+            epsilon_max=opt.step_range[1],
+        )
+    if it == 0:  # catch the network up with the initial controllers
+        _s_step(policy, samples, ctrl, opt, ctx, seed=opt.seed)
+    states = np.stack([s[0][:, :-1] for s in samples])  # (M, N, T, n)
+    # Without contexts one prior over the pooled pairs of all conditions; with them, the
+    # network's action at a state depends on the condition, so each gets its own prior.
+    if ctx is None:
+        shared = policy_prior(policy, states, seed=opt.seed + it)
+        pol_priors = [shared] * M
+    else:
+        pol_priors = [
+            policy_prior(policy, states[c], context=ctx[c], seed=opt.seed + it) for c in range(M)
+        ]
+    eps = opt.kl_step * T * mult
+    kls, statuses = np.zeros(M), []
+    for c in range(M):
+        lin = linearize_policy(
+            policy, states[c], context=None if ctx is None else ctx[c], prior=pol_priors[c]
+        )
+        old_value = cost_models[c].expected(forward_marginals(dyns[c], ctrl[c], X0[c], x0_cov))
+        res = lqr_flm(
+            dyns[c],
+            cost_models[c],
+            lin,
+            X0[c],
+            x0_cov,
+            epsilon=float(eps[c]),
+            options=LQRFLMOptions(),
+        )
+        statuses.append(res.status)
+        kls[c] = res.kl
+        if res.policy is not None:
+            ctrl[c] = res.policy
+        else:
+            logger.warning("mdgps: condition %d keeps its controller (%s)", c, res.message)
+        state.previous[c] = StepPrediction(dyns[c], cost_models[c], old_value)
+    loss = _s_step(policy, samples, ctrl, opt, ctx, seed=opt.seed + 1000 + it)
+    pol_costs = np.array(
+        [
+            float(
+                _true_cost(
+                    costs[c],
+                    *_sample(
+                        system,
+                        policy.controller(
+                            deterministic=True, context=None if ctx is None else ctx[c]
+                        ),
+                        X0[c], T, 1, _noiseless(opt), rng,
+                    ),
+                )[0]
+            )
+            for c in range(M)
+        ]
+    )  # fmt: skip
+    record = MDGPSIteration(
+        sample_costs, pol_costs, eps.copy(), kls, tuple(statuses), loss, time.perf_counter() - t0
+    )
+    state.history.append(record)
+    state.samples = samples
+    logger.info(
+        "mdgps iteration %d: sample cost %s, policy cost %s, kl %s",
+        it, np.round(sample_costs, 4), np.round(pol_costs, 4), np.round(kls, 4),
+    )  # fmt: skip
+    return record
+
+
 def mdgps(
     system: Any,
     costs: Sequence[Any],
@@ -453,16 +768,26 @@ def mdgps(
     *,
     init_controllers: Sequence[LinearGaussianPolicy] | None = None,
     options: MDGPSOptions | None = None,
+    contexts: ArrayLike | None = None,
+    policy: GaussianMLPPolicy | None = None,
 ) -> MDGPSResult:
     r"""Mirror-descent guided policy search (Montgomery & Levine, NIPS 2016).
 
-    Per iteration: draw ``samples`` rollouts from each local controller on
-    ``system`` (plus noise), fit a shared dynamics prior and per-condition
-    TVLG models, linearise the network at the samples, take the C-step
-    (KL-constrained LQG toward the linearised network) and the S-step
-    (precision-weighted regression), and adapt each condition's step from
-    the predicted and actual improvement of the expected cost. On the first
-    iteration the network is first fitted to the initial controllers.
+    Per iteration (:func:`mdgps_step`): draw ``samples`` rollouts from each
+    local controller on ``system`` (plus noise), fit a shared dynamics prior
+    and per-condition TVLG models, linearise the network at the samples,
+    take the C-step (KL-constrained LQG toward the linearised network) and
+    the S-step (precision-weighted regression), and adapt each condition's
+    step from the predicted and actual improvement of the expected cost. On
+    the first iteration the network is first fitted to the initial
+    controllers.
+
+    .. math::
+
+        p_c \leftarrow \arg\min_p \mathbb E_p[J_c]\ \text{s.t.}\
+        \textstyle\sum_t \mathbb E_p \mathrm{KL}(p \,\|\, \bar\pi_c) \le \epsilon_c,
+        \qquad \theta \leftarrow \arg\min_\theta \textstyle\sum_{c,t,i}
+        \lVert \mu_\theta(x_{cti}, c) - \mu_{p_c}(x_{cti}) \rVert^2_{C_{ct}^{-1}}
 
     Parameters
     ----------
@@ -478,114 +803,32 @@ def mdgps(
     init_controllers : sequence of LinearGaussianPolicy, optional
         Default: :math:`\mathcal N(0, \sigma^2 I)` with ``init_variance``.
     options : MDGPSOptions, optional
+    contexts : array_like, shape (M, d), optional
+        Per-condition input appended to the network's state input (e.g. a
+        reaching target), so that one network serves every condition and
+        generalises to new ones; the network then has ``n + d`` inputs.
+    policy : GaussianMLPPolicy, optional
+        The network to train (e.g. a subclass with task features), with
+        ``n + d`` inputs; default ``GaussianMLPPolicy(n + d, m, hidden)``.
 
     Returns
     -------
     MDGPSResult
     """
     opt = MDGPSOptions() if options is None else options
-    n, m = int(system.n), int(system.m)
-    X0 = as_float_array("x0s", x0s)
-    if X0.ndim != 2 or X0.shape[1] != n:
-        raise ValueError(f"x0s must have shape (M, {n}), got {X0.shape}")
-    M = X0.shape[0]
-    if len(costs) != M:
-        raise ValueError(f"costs must have one entry per condition ({M}), got {len(costs)}")
-    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-        raise ValueError(f"T must be a positive integer, got {T!r}")
-    if init_controllers is None:
-        ctrl = [
-            LinearGaussianPolicy.from_gains(np.zeros((m, n)), np.zeros(m), opt.init_variance, T=T)
-            for _ in range(M)
-        ]
-    else:
-        ctrl = list(init_controllers)
-        if len(ctrl) != M or any((c.T, c.n, c.m) != (T, n, m) for c in ctrl):
-            raise ValueError(
-                f"init_controllers must be {M} controllers with (T, n, m) = {(T, n, m)}"
-            )
-    rng = np.random.default_rng(opt.seed)
-    policy = GaussianMLPPolicy(n, m, opt.hidden, seed=opt.seed)
-    x0_cov = (opt.x0_std**2 + 1e-8) * np.eye(n)
-    mult = np.ones(M)
-    history: list[MDGPSIteration] = []
-    prev: list[tuple[Any, QuadraticTrajectoryCost, float] | None] = [None] * M
-    rollouts = 0
-    for it in range(opt.iterations):
-        t0 = time.perf_counter()
-        samples = [
-            _sample(system, ctrl[c].seeded(rng), X0[c], T, opt.samples, opt, rng) for c in range(M)
-        ]
-        rollouts += M * opt.samples
-        sample_costs = np.array([_true_cost(costs[c], *samples[c]).mean() for c in range(M)])
-        Xall = np.concatenate([s[0] for s in samples])
-        Uall = np.concatenate([s[1] for s in samples])
-        prior = DynamicsPrior.fit(Xall, Uall, seed=opt.seed + it)
-        dyns = [fit_tvlg(X, U, prior=prior) for X, U in samples]
-        cost_models = [QuadraticTrajectoryCost.from_cost(costs[c], *samples[c]) for c in range(M)]
-        # Step-size adaptation from the previous C-step's prediction.
-        for c in range(M):
-            if prev[c] is None:
-                continue
-            prev_dyn, prev_cost, prev_old_value = prev[c]  # type: ignore[misc]
-            pred_new = prev_cost.expected(forward_marginals(prev_dyn, ctrl[c], X0[c], x0_cov))
-            actual_new = cost_models[c].expected(forward_marginals(dyns[c], ctrl[c], X0[c], x0_cov))
-            nu = adapt_step_size(
-                mult[c],
-                prev_old_value - pred_new,
-                prev_old_value - actual_new,
-                epsilon_min=opt.step_range[0],
-                epsilon_max=opt.step_range[1],
-            )
-            mult[c] = nu
-        if it == 0:  # catch the network up with the initial controllers
-            _s_step(policy, samples, ctrl, opt, seed=opt.seed)
-        states = np.stack([s[0][:, :-1] for s in samples])  # (M, N, T, n)
-        pol_prior = policy_prior(policy, states, seed=opt.seed + it)
-        eps = opt.kl_step * T * mult
-        kls, statuses = np.zeros(M), []
-        for c in range(M):
-            lin = linearize_policy(policy, states[c], prior=pol_prior)
-            old_value = cost_models[c].expected(forward_marginals(dyns[c], ctrl[c], X0[c], x0_cov))
-            res = lqr_flm(
-                dyns[c],
-                cost_models[c],
-                lin,
-                X0[c],
-                x0_cov,
-                epsilon=float(eps[c]),
-                options=LQRFLMOptions(),
-            )
-            statuses.append(res.status)
-            kls[c] = res.kl
-            if res.policy is not None:
-                ctrl[c] = res.policy
-            else:
-                logger.warning("mdgps: condition %d keeps its controller (%s)", c, res.message)
-            prev[c] = (dyns[c], cost_models[c], old_value)
-        loss = _s_step(policy, samples, ctrl, opt, seed=opt.seed + 1000 + it)
-        det = policy.controller(deterministic=True)
-        pol_costs = np.array(
-            [
-                float(
-                    _true_cost(costs[c], *_sample(system, det, X0[c], T, 1, _noiseless(opt), rng))[
-                        0
-                    ]
-                )
-                for c in range(M)
-            ]
-        )
-        history.append(
-            MDGPSIteration(
-                sample_costs, pol_costs, eps.copy(), kls, tuple(statuses), loss,
-                time.perf_counter() - t0,
-            )
-        )  # fmt: skip
-        logger.info(
-            "mdgps iteration %d: sample cost %s, policy cost %s, kl %s",
-            it, np.round(sample_costs, 4), np.round(pol_costs, 4), np.round(kls, 4),
-        )  # fmt: skip
-    return MDGPSResult(policy, tuple(ctrl), tuple(history), rollouts)
+    state = mdgps_init(
+        system,
+        costs,
+        x0s,
+        T,
+        init_controllers=init_controllers,
+        options=opt,
+        contexts=contexts,
+        policy=policy,
+    )
+    for _ in range(opt.iterations):
+        mdgps_step(system, costs, x0s, T, state, options=opt, contexts=contexts)
+    return MDGPSResult(state.policy, tuple(state.controllers), tuple(state.history), state.rollouts)
 
 
 def _noiseless(opt: MDGPSOptions) -> MDGPSOptions:
@@ -597,13 +840,15 @@ def _s_step(
     samples: list[tuple[Array, Array]],
     ctrl: list[LinearGaussianPolicy],
     opt: MDGPSOptions,
+    contexts: Array | None,
     *,
     seed: int,
 ) -> float:
     xs, targets, precs = [], [], []
-    for (X, _), c in zip(samples, ctrl, strict=True):
+    for i, ((X, _), c) in enumerate(zip(samples, ctrl, strict=True)):
         S = X[:, :-1]  # (N, T, n)
-        xs.append(S.reshape(-1, S.shape[-1]))
+        inputs = S if contexts is None else with_context(S, contexts[i])
+        xs.append(inputs.reshape(-1, inputs.shape[-1]))
         mu = np.einsum("tij,ntj->nti", c.K, S) + c.k
         targets.append(mu.reshape(-1, c.m))
         precs.append(
