@@ -247,11 +247,22 @@ def _cmd_pilco(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else f"runs/pilco-{args.system}-seed{args.seed}"
     print(f"PILCO on {env_id}, seed {args.seed}, {basis} RBF bases, run folder {out}")
     print(TrialRecord.HEADER)
+    live = sys.stdout.isatty()
+
+    def searching(trial: int, evaluations: int, best: float) -> None:
+        # a live line on a terminal; in a log, one line per 50 evaluations
+        text = f"  trial {trial}: policy search, {evaluations} evaluations, best J = {best:.3f}"
+        if live:
+            print("\r" + text, end="", flush=True)
+        elif evaluations % 50 == 0:
+            print(text, flush=True)
 
     def line(r: TrialRecord) -> None:
-        print(r.row(), flush=True)
+        print(("\r\033[K" if live else "") + r.row(), flush=True)
 
-    result = pilco(env, base.cost, options=options, seed=args.seed, out=out, callback=line)
+    result = pilco(
+        env, base.cost, options=options, seed=args.seed, out=out, callback=line, progress=searching
+    )
     paths = save_figures(result, base.system, out)
     saved = sorted(Path(out).glob("prediction_*.npz"))
     states = None

@@ -149,10 +149,17 @@ def test_optimise_policy_reaches_closed_form_minimum() -> None:
         d = mod.theta - a
         return d @ A @ d + 1.0
 
-    res = optimise_policy(objective, mod, max_line_searches=50)
+    seen: list[tuple[int, float]] = []
+    res = optimise_policy(
+        objective, mod, max_line_searches=50, on_evaluation=lambda k, v: seen.append((k, v))
+    )
     assert res.value == pytest.approx(1.0, abs=1e-10)
     torch.testing.assert_close(mod.theta.detach(), a, rtol=0, atol=1e-6)
     assert res.initial_value > res.value and res.restarts == 0
+    # the progress hook sees every evaluation, counted, with the running best
+    assert [k for k, _ in seen] == list(range(1, res.evaluations + 1))
+    assert [v for _, v in seen] == list(np.minimum.accumulate(res.trace))
+    assert seen[-1][1] == res.value
 
 
 def test_optimise_policy_restarts_after_failure_and_keeps_best() -> None:
@@ -222,8 +229,16 @@ def test_pilco_loop_checkpoints_and_resumes(tmp_path: Path) -> None:
     """A run stopped after 2 trials and resumed equals an uninterrupted 3-trial run."""
     env = gym.make("gpcontrol/PendulumSwingUp-v0")
     cost = env.unwrapped.cost  # type: ignore[attr-defined]
-    full = pilco(env, cost, options=TINY, seed=5, out=tmp_path / "full")
+    calls: list[tuple[int, int, float]] = []
+    full = pilco(
+        env, cost, options=TINY, seed=5, out=tmp_path / "full", progress=lambda *a: calls.append(a)
+    )
     assert len(full.trials) == 3
+    # the live progress hook reports each trial's policy search, ending at its best J
+    assert sorted({c[0] for c in calls}) == [1, 2, 3]
+    for r in full.trials:
+        last = [c for c in calls if c[0] == r.trial][-1]
+        assert last[2] == pytest.approx(r.predicted_cost)
     assert [r.trial for r in full.trials] == [1, 2, 3]
     assert [r.interaction_seconds for r in full.trials] == pytest.approx([2.0, 3.0, 4.0])
     for r, traj in zip(full.trials, full.trajectories[1:], strict=True):

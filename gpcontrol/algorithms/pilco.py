@@ -22,6 +22,7 @@ seeded from ``(seed, trial)``, so a resumed run repeats an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -223,6 +224,7 @@ def optimise_policy(
     seed: int = 0,
     patience: int | None = None,
     patience_tolerance: float = 1e-3,
+    on_evaluation: Callable[[int, float], None] | None = None,
 ) -> PolicySearchResult:
     r"""Minimise ``objective()`` over ``policy``'s parameters by L-BFGS with restarts.
 
@@ -262,6 +264,10 @@ def optimise_policy(
         ``patience_tolerance`` in total (relative to ``max(1, |best|)``).
         Default: run the whole budget.
     patience_tolerance : float
+    on_evaluation : callable, optional
+        ``on_evaluation(evaluations, best)`` after every successful evaluation:
+        the number of objective evaluations so far (all runs) and the best value
+        (progress display).
 
     Returns
     -------
@@ -301,6 +307,8 @@ def optimise_policy(
         value = float(J.detach())
         trace.append(value)
         snapshot(value)
+        if on_evaluation is not None:
+            on_evaluation(counters["evals"], best["value"])
         if patience is not None:
             a = anchor["value"]
             if not math.isfinite(a) or value < a - patience_tolerance * max(1.0, abs(a)):
@@ -584,6 +592,7 @@ def pilco(
     seed: int = 0,
     out: str | Path | None = None,
     callback: Callable[[TrialRecord], None] | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
 ) -> PILCOResult:
     r"""Run PILCO on ``env`` (TPAMI 2015, Alg. 1) and return the trial records.
 
@@ -614,6 +623,9 @@ def pilco(
         checkpoint is resumed.
     callback : callable, optional
         Called with each new :class:`TrialRecord` (progress display).
+    progress : callable, optional
+        ``progress(trial, evaluations, best_J)`` during each policy search
+        (:func:`optimise_policy`'s ``on_evaluation``), for a live display.
 
     Returns
     -------
@@ -714,6 +726,7 @@ def pilco(
             restarts=opts.policy_restarts,
             seed=seed * 10_000 + k,
             patience=opts.policy_patience,
+            on_evaluation=None if progress is None else functools.partial(progress, k),
         )
         with torch.no_grad():
             beliefs = predict_beliefs(model, policy, mean0, cov0, horizon, method=opts.propagation)
