@@ -5,6 +5,9 @@
 * :mod:`gpcontrol.algorithms.reach` and :mod:`gpcontrol.algorithms.reach_run` --
   planar-arm reaching with MDGPS: end-effector cost, target-conditioned network,
   iLQR ceiling, and a resumable, checkpointed run with metrics and figures.
+* :mod:`gpcontrol.algorithms.gps_env` and :mod:`gpcontrol.algorithms.reacher` --
+  MDGPS sampling from any adapted Gymnasium env; Gymnasium's MuJoCo ``Reacher-v5``
+  (needs ``mujoco``, imported lazily).
 * :mod:`gpcontrol.algorithms.pilco` -- PILCO: GP dynamics, moment-matching
   policy evaluation and L-BFGS policy search, in a resumable trial loop.
 """
@@ -13,6 +16,7 @@ from gpcontrol.algorithms.gps import (
     GaussianMLPPolicy,
     MDGPSOptions,
     MDGPSState,
+    RolloutSampler,
     StepPrediction,
     linearize_policy,
     mdgps,
@@ -23,6 +27,7 @@ from gpcontrol.algorithms.gps import (
     train_policy,
     with_context,
 )
+from gpcontrol.algorithms.gps_env import EnvSampler
 from gpcontrol.algorithms.pilco import (
     PILCOOptions,
     PILCOResult,
@@ -44,6 +49,7 @@ from gpcontrol.algorithms.reach_run import (
     run_reaching,
     save_reaching_figures,
 )
+from gpcontrol.algorithms.reacher import ReacherTask, reacher_options, run_reacher
 
 __all__ = [
     "pilco",
@@ -73,4 +79,9 @@ __all__ = [
     "reaching_options",
     "run_reaching",
     "save_reaching_figures",
+    "RolloutSampler",
+    "EnvSampler",
+    "ReacherTask",
+    "reacher_options",
+    "run_reacher",
 ]

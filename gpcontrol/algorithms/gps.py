@@ -32,7 +32,9 @@ iteration:
 The step sizes :math:`\epsilon_c = \epsilon_0\, T\, \nu_c` adapt their
 multipliers :math:`\nu_c` from predicted and actual improvements
 (:func:`~gpcontrol.solvers.lqr_flm.adapt_step_size`). Samples are drawn from
-the local controllers on the true system with Gaussian process noise.
+the local controllers either on a known system's ``step`` (with optional
+Gaussian start and process noise) or from any :class:`RolloutSampler`, e.g.
+a Gymnasium environment (:class:`gpcontrol.algorithms.gps_env.EnvSampler`).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -78,6 +80,7 @@ __all__ = [
     "MDGPSResult",
     "MDGPSState",
     "StepPrediction",
+    "RolloutSampler",
     "with_context",
     "mdgps",
     "mdgps_init",
@@ -497,6 +500,101 @@ class MDGPSResult:
     rollouts: int
 
 
+@runtime_checkable
+class RolloutSampler(Protocol):
+    r"""Where MDGPS draws its rollouts from, when the dynamics are not a known ``step``.
+
+    .. math::
+
+        x_0 = \bar x_{0,c} \ (\text{plus the sampler's own start noise}),\qquad
+        u_t = \pi(x_t, t),\qquad x_{t+1} \sim p(\cdot \mid x_t, u_t)
+
+    for :math:`N` independent rollouts of condition :math:`c`. Passed as
+    ``system`` to :func:`mdgps`, :func:`mdgps_init` and :func:`mdgps_step`
+    instead of a system with ``step``; the options' ``x0_std`` and
+    ``process_noise_std`` then do not add noise (``x0_std`` is still the
+    start spread the C-step assumes).
+
+    Attributes
+    ----------
+    n, m : int
+        State and control dimensions.
+    """
+
+    n: int
+    m: int
+
+    def sample_rollouts(
+        self,
+        condition: int,
+        controller: Any,
+        x0: Array,
+        T: int,
+        N: int,
+        rng: np.random.Generator,
+        *,
+        noiseless: bool = False,
+    ) -> tuple[Array, Array]:
+        """``N`` rollouts of ``controller (x (n,), t) -> u (m,)`` from condition ``condition``.
+
+        Parameters
+        ----------
+        condition : int
+            Index of the condition (e.g. to set its target).
+        controller : callable
+            ``(x (n,), t) -> u (m,)``; it holds its own noise generator.
+        x0 : ndarray, shape (n,)
+            The condition's mean start state.
+        T, N : int
+            Horizon and number of rollouts.
+        rng : numpy.random.Generator
+            For the sampler's own randomness, if any.
+        noiseless : bool
+            True when MDGPS evaluates the network's mean: start exactly at
+            ``x0`` and add no noise of the sampler's own (an environment's
+            intrinsic noise stays).
+
+        Returns
+        -------
+        X : ndarray, shape (N, T + 1, n)
+        U : ndarray, shape (N, T, m)
+            The commanded controls.
+        """
+        ...
+
+
+def _draw(
+    system: Any,
+    condition: int,
+    controller: Any,
+    x0: Array,
+    T: int,
+    N: int,
+    opt: MDGPSOptions,
+    rng: np.random.Generator,
+    *,
+    noiseless: bool = False,
+) -> tuple[Array, Array]:
+    """Rollouts from a :class:`RolloutSampler`, or from a known ``system.step``.
+
+    ``noiseless`` marks the evaluation of the network's mean (for a known
+    system ``opt`` is then already noise-free).
+    """
+    if not isinstance(system, RolloutSampler):
+        return _sample(system, controller, x0, T, N, opt, rng)
+    X, U = system.sample_rollouts(condition, controller, x0, T, N, rng, noiseless=noiseless)
+    n, m = x0.shape[0], int(system.m)
+    X, U = np.asarray(X, dtype=np.float64), np.asarray(U, dtype=np.float64)
+    if X.shape != (N, T + 1, n) or U.shape != (N, T, m):
+        raise ValueError(
+            f"sample_rollouts must return X {(N, T + 1, n)} and U {(N, T, m)}, "
+            f"got {X.shape} and {U.shape}"
+        )
+    if not (np.isfinite(X).all() and np.isfinite(U).all()):
+        raise FloatingPointError("a rollout diverged (non-finite state or control)")
+    return X, U
+
+
 def _sample(
     system: Any,
     controller: Any,
@@ -672,7 +770,7 @@ def mdgps_step(
     t0 = time.perf_counter()
     x0_cov = (opt.x0_std**2 + 1e-8) * np.eye(n)
     samples = [
-        _sample(system, ctrl[c].seeded(rng), X0[c], T, opt.samples, opt, rng) for c in range(M)
+        _draw(system, c, ctrl[c].seeded(rng), X0[c], T, opt.samples, opt, rng) for c in range(M)
     ]
     state.rollouts += M * opt.samples
     sample_costs = np.array([_true_cost(costs[c], *samples[c]).mean() for c in range(M)])
@@ -736,12 +834,13 @@ def mdgps_step(
             float(
                 _true_cost(
                     costs[c],
-                    *_sample(
+                    *_draw(
                         system,
+                        c,
                         policy.controller(
                             deterministic=True, context=None if ctx is None else ctx[c]
                         ),
-                        X0[c], T, 1, _noiseless(opt), rng,
+                        X0[c], T, 1, _noiseless(opt), rng, noiseless=True,
                     ),
                 )[0]
             )
@@ -774,7 +873,7 @@ def mdgps(
     r"""Mirror-descent guided policy search (Montgomery & Levine, NIPS 2016).
 
     Per iteration (:func:`mdgps_step`): draw ``samples`` rollouts from each
-    local controller on ``system`` (plus noise), fit a shared dynamics prior
+    local controller on ``system`` (plus noise) or from its sampler, fit a shared dynamics prior
     and per-condition TVLG models, linearise the network at the samples,
     take the C-step (KL-constrained LQG toward the linearised network) and
     the S-step (precision-weighted regression), and adapt each condition's
@@ -791,9 +890,11 @@ def mdgps(
 
     Parameters
     ----------
-    system : Dynamics
+    system : Dynamics or RolloutSampler
         True dynamics with batched ``step(x, u)`` (e.g. a
-        :class:`~gpcontrol.systems.System`).
+        :class:`~gpcontrol.systems.System`), or a :class:`RolloutSampler`
+        that draws the rollouts itself (e.g. from a Gymnasium environment,
+        :class:`~gpcontrol.algorithms.gps_env.EnvSampler`).
     costs : sequence of Cost
         One cost per condition (length ``M``).
     x0s : array_like, shape (M, n)
