@@ -404,12 +404,14 @@ def _trig_moments(mu: Tensor, S: Tensor, L: Tensor, o: Tensor) -> tuple[Tensor, 
     e = torch.exp(-0.5 * va)
     Es, Ec = e * torch.sin(ma), e * torch.cos(ma)
     dsum = va.unsqueeze(-1) + va.unsqueeze(-2)  # s_ii + s_jj
-    Pp = _e_expm1(Sa, dsum)  # e_i e_j (exp(s_ij) - 1)
-    Pm = _e_expm1(-Sa, dsum)  # e_i e_j (exp(-s_ij) - 1)
+    # e_i e_j (exp(+-s_ij) - 1), both signs in one pass (fewer small-tensor ops)
+    Pp, Pm = _e_expm1(torch.stack([Sa, -Sa]), dsum).unbind(0)
     msum = ma.unsqueeze(-1) + ma.unsqueeze(-2)
     mdiff = ma.unsqueeze(-1) - ma.unsqueeze(-2)
-    Css = 0.5 * (Pp * torch.cos(mdiff) - Pm * torch.cos(msum))
-    Ccc = 0.5 * (Pp * torch.cos(mdiff) + Pm * torch.cos(msum))
+    PpCd = Pp * torch.cos(mdiff)  # each shared by Css and Ccc
+    PmCs = Pm * torch.cos(msum)
+    Css = 0.5 * (PpCd - PmCs)
+    Ccc = 0.5 * (PpCd + PmCs)
     Csc = 0.5 * (Pm * torch.sin(msum) + Pp * torch.sin(mdiff))
     Cxs = C * Ec.unsqueeze(-2)
     Cxc = -C * Es.unsqueeze(-2)
