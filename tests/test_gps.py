@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from gpcontrol.algorithms.gps import (
-    GaussianMLPPolicy,
     MDGPSOptions,
     linearize_policy,
     mdgps,
@@ -15,6 +14,7 @@ from gpcontrol.algorithms.gps import (
     train_policy,
 )
 from gpcontrol.costs import QuadraticCost
+from gpcontrol.policies.mlp import GaussianMLPPolicy
 from gpcontrol.solvers import LinearDynamics, finite_horizon_lqr
 
 

@@ -11,13 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from gpcontrol.algorithms.gps import (
-    GaussianMLPPolicy,
-    MDGPSOptions,
-    linearize_policy,
-    mdgps,
-    with_context,
-)
+from gpcontrol.algorithms.gps import MDGPSOptions, linearize_policy, mdgps
 from gpcontrol.algorithms.reach import (
     EndEffectorCost,
     ReachingPolicy,
@@ -27,6 +21,7 @@ from gpcontrol.algorithms.reach import (
     rollout_controller,
 )
 from gpcontrol.algorithms.reach_run import reaching_options, run_reaching
+from gpcontrol.policies.mlp import GaussianMLPPolicy, with_context
 from gpcontrol.systems import PlanarArm
 
 WEIGHTS: dict[str, Any] = {

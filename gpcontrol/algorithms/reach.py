@@ -37,8 +37,8 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 
 from gpcontrol._validation import as_batch, as_float_array, check_nonnegative, check_positive
-from gpcontrol.algorithms.gps import GaussianMLPPolicy, tanh_mlp
 from gpcontrol.costs import Cost
+from gpcontrol.policies.mlp import GaussianMLPPolicy, tanh_mlp
 from gpcontrol.systems import PlanarArm
 
 __all__ = [
@@ -237,7 +237,7 @@ class ReachingPolicy(GaussianMLPPolicy):
 
         \mu_\theta(z) = \mathrm{MLP}\big(\,(z - o)/s,\ (g - p(q))/\lambda\,\big),
 
-    i.e. the normalised input of :class:`~gpcontrol.algorithms.gps.GaussianMLPPolicy`
+    i.e. the normalised input of :class:`~gpcontrol.policies.mlp.GaussianMLPPolicy`
     plus the hand-to-target offset :math:`g - p(q)` (forward kinematics
     :math:`p`, scale :math:`\lambda` in metres), a fixed feature that makes
     the map from targets to torques smoother to learn from few targets.

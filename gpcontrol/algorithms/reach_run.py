@@ -38,7 +38,6 @@ import torch
 from numpy.typing import NDArray
 
 from gpcontrol.algorithms.gps import (
-    GaussianMLPPolicy,
     MDGPSIteration,
     MDGPSOptions,
     MDGPSState,
@@ -54,6 +53,7 @@ from gpcontrol.algorithms.reach import (
 )
 from gpcontrol.models.tvlg import TVLGDynamics
 from gpcontrol.policies.linear_gaussian import LinearGaussianPolicy
+from gpcontrol.policies.mlp import GaussianMLPPolicy
 from gpcontrol.solvers.lqr_flm import QuadraticTrajectoryCost
 
 __all__ = [
@@ -344,7 +344,7 @@ def run_reaching(
     policy : GaussianMLPPolicy, optional
         The network, with ``n + 2`` inputs ``[x, g]``; default a
         :class:`ReachingPolicy` with ``options.hidden`` and ``options.seed``
-        (a plain :class:`~gpcontrol.algorithms.gps.GaussianMLPPolicy` is the
+        (a plain :class:`~gpcontrol.policies.mlp.GaussianMLPPolicy` is the
         ablation without the hand-offset feature).
 
     Returns

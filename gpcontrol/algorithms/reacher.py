@@ -47,18 +47,12 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 
 from gpcontrol._validation import as_batch, as_float_array, check_nonnegative, check_positive
-from gpcontrol.algorithms.gps import (
-    GaussianMLPPolicy,
-    MDGPSOptions,
-    MDGPSState,
-    mdgps_init,
-    mdgps_step,
-    tanh_mlp,
-)
+from gpcontrol.algorithms.gps import MDGPSOptions, MDGPSState, mdgps_init, mdgps_step
 from gpcontrol.algorithms.gps_env import EnvSampler
 from gpcontrol.algorithms.reach import EndEffectorCost
 from gpcontrol.algorithms.reach_run import ReachingMetrics
 from gpcontrol.envs.adapter import TaskEnv, adapt
+from gpcontrol.policies.mlp import GaussianMLPPolicy, tanh_mlp
 
 __all__ = [
     "require_mujoco",
