@@ -8,12 +8,13 @@
 * :mod:`gpcontrol.algorithms.gps_env` and :mod:`gpcontrol.algorithms.reacher` --
   MDGPS sampling from any adapted Gymnasium env; Gymnasium's MuJoCo ``Reacher-v5``
   (needs ``mujoco``, imported lazily).
+* :mod:`gpcontrol.algorithms.local_search` -- LQR-FLM: local time-varying
+  linear-Gaussian models and KL-bounded LQG steps, without a global policy.
 * :mod:`gpcontrol.algorithms.pilco` -- PILCO: GP dynamics, moment-matching
   policy evaluation and L-BFGS policy search, in a resumable trial loop.
 """
 
 from gpcontrol.algorithms.gps import (
-    GaussianMLPPolicy,
     MDGPSOptions,
     MDGPSState,
     RolloutSampler,
@@ -25,9 +26,14 @@ from gpcontrol.algorithms.gps import (
     policy_prior,
     s_step_loss,
     train_policy,
-    with_context,
 )
 from gpcontrol.algorithms.gps_env import EnvSampler
+from gpcontrol.algorithms.local_search import (
+    LocalSearchIteration,
+    LocalSearchOptions,
+    LocalSearchResult,
+    local_search,
+)
 from gpcontrol.algorithms.pilco import (
     PILCOOptions,
     PILCOResult,
@@ -58,7 +64,6 @@ __all__ = [
     "TrialRecord",
     "expected_return",
     "optimise_policy",
-    "GaussianMLPPolicy",
     "MDGPSOptions",
     "mdgps",
     "linearize_policy",
@@ -69,7 +74,6 @@ __all__ = [
     "StepPrediction",
     "mdgps_init",
     "mdgps_step",
-    "with_context",
     "EndEffectorCost",
     "ReachingPolicy",
     "ReachingTask",
@@ -84,4 +88,8 @@ __all__ = [
     "ReacherTask",
     "reacher_options",
     "run_reacher",
+    "local_search",
+    "LocalSearchOptions",
+    "LocalSearchIteration",
+    "LocalSearchResult",
 ]
