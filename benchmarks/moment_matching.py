@@ -12,7 +12,9 @@ and covariance), for N training points, D = 6 inputs and E = 4 outputs. Reported
   the same horizon with the linearised and unscented approximations for comparison;
 * PILCO's policy-search objective itself: ``gpcontrol.algorithms.pilco.expected_return``
   over 40 steps with the squashed RBF policy (10 bases) and the saturating pole-tip cost,
-  with its gradient with respect to every policy parameter (one L-BFGS evaluation);
+  with its gradient with respect to every policy parameter (one L-BFGS evaluation), for
+  cart-pole GPs fitted on N = 20, 100 and 300 transitions (at small N the per-step
+  overhead of the policy, feature and glue operations dominates, not the N x N work);
 * the leading-order flop count of the forward pass,
   ``P N^2 (2 D + 6) + 2 E N^2`` with ``P = E (E + 1) / 2`` output pairs
   (cross term, exponent assembly, two weighted reductions, the trace), and the achieved
@@ -99,9 +101,25 @@ def flops(N: int, D: int, E: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
+    parser.add_argument(
+        "--part",
+        choices=("all", "step", "horizon", "pilco"),
+        default="all",
+        help="one moment-matching step, the propagated horizons, the PILCO objective rows",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
-    sizes = [100, 300] if args.quick else [100, 300, 1000]
+    if args.part in ("all", "step"):
+        step(args.quick)
+    if args.part in ("all", "horizon"):
+        horizon(T=20 if args.quick else 40, quick=args.quick)
+    if args.part in ("all", "pilco"):
+        pilco_objective(T=40, sizes=(20, 100, 300), quick=args.quick)
+
+
+def step(quick: bool) -> None:
+    """Time one moment-matching step against the loop reference, per N."""
+    sizes = [100, 300] if quick else [100, 300, 1000]
     D, E = 6, 4
     peak = matmul_peak()
     print(f"torch {torch.__version__}, 1 thread, float64 matmul peak {peak / 1e9:.2f} Gflop/s")
@@ -123,7 +141,7 @@ def main() -> None:
             out = fn(gp, m, s)
             (out.M.sum() + out.S.sum() + out.C.sum()).backward()
 
-        reps = 5 if args.quick else 20
+        reps = 5 if quick else 20
         t_f = median_time(forward, reps)
         t_fb = median_time(forward_backward, reps)
         ref_reps = 1 if N >= 1000 else 3
@@ -135,11 +153,10 @@ def main() -> None:
             f"{t_rfb * 1e3:>11.1f} {t_rf / t_f:>8.0f} {t_rfb / t_fb:>9.0f} {fl / 1e6:>7.1f} "
             f"{100 * fl / t_f / peak:>6.1f}%"
         )
-    horizon(T=20 if args.quick else 40, quick=args.quick)
 
 
-def horizon(T: int = 40, N: int = 300, quick: bool = False) -> None:
-    """Time a T-step moment-matching rollout through a fitted cart-pole GP, with its gradient."""
+def cartpole_model(N: int, quick: bool = False) -> tuple[GPDynamics, float]:
+    """A cart-pole GP fitted on ``N`` random transitions; returns it and the fit time."""
     system = CartPole()
     rng = np.random.default_rng(0)
     X = rng.uniform([-1.0, -np.pi, -2.0, -6.0], [1.0, np.pi, 2.0, 6.0], size=(N, 4))
@@ -147,6 +164,41 @@ def horizon(T: int = 40, N: int = 300, quick: bool = False) -> None:
     dX = system.step(X, U) - X + 0.01 * rng.standard_normal((N, 4))
     model = GPDynamics.for_system(system)
     report = model.fit(np.hstack([X, U]), dX, restarts=1, seed=0, max_iter=20 if quick else 60)
+    return model, report.seconds
+
+
+def pilco_objective(
+    T: int = 40, sizes: tuple[int, ...] = (20, 100, 300), quick: bool = False
+) -> None:
+    """Time PILCO's objective ``J`` over ``T`` steps with its policy gradient, per model size."""
+    system = CartPole()
+    mu0 = torch.zeros(4, dtype=f64)
+    S0 = 0.01 * torch.eye(4, dtype=f64)
+    policy = RBFPolicy(4, 1, system.u_high, basis=10, angle_indices=(1,), seed=0)
+    cost = SaturatingCost.pole_tip(system)
+    print(f"{T}-step PILCO objective J (RBF policy, 10 bases) and its gradient, cart-pole GP:")
+    print(f"{'N':>5} {'J ms':>8} {'J+grad ms':>10} {'per step ms':>12}")
+    for N in sizes:
+        model, _ = cartpole_model(N, quick)
+
+        def value(model: GPDynamics = model) -> None:
+            with torch.no_grad():
+                expected_return(model, policy, cost, mu0, S0, T)
+
+        def value_and_gradient(model: GPDynamics = model) -> None:
+            policy.zero_grad()
+            expected_return(model, policy, cost, mu0, S0, T).backward()
+
+        reps = 3 if quick else 7
+        t_f = median_time(value, reps)
+        t_fb = median_time(value_and_gradient, reps)
+        print(f"{N:>5} {t_f * 1e3:>8.0f} {t_fb * 1e3:>10.0f} {t_fb / T * 1e3:>12.2f}")
+
+
+def horizon(T: int = 40, N: int = 300, quick: bool = False) -> None:
+    """Time a T-step moment-matching rollout through a fitted cart-pole GP, with its gradient."""
+    system = CartPole()
+    model, fit_seconds = cartpole_model(N, quick)
     K = (
         0.1 * torch.randn(1, 4, generator=torch.Generator().manual_seed(1), dtype=f64)
     ).requires_grad_()
@@ -168,7 +220,7 @@ def horizon(T: int = 40, N: int = 300, quick: bool = False) -> None:
     t_f = median_time(forward, reps)
     t_fb = median_time(forward_backward, reps)
     print(
-        f"{T}-step horizon, cart-pole GP (N = {N}, fit {report.seconds:.1f} s): "
+        f"{T}-step horizon, cart-pole GP (N = {N}, fit {fit_seconds:.1f} s): "
         f"forward {t_f * 1e3:.0f} ms, forward + gradient {t_fb * 1e3:.0f} ms "
         f"({t_fb / T * 1e3:.1f} ms per step)"
     )

@@ -552,3 +552,136 @@ def test_horizon_reports_indefinite_belief() -> None:
         propagate_horizon(
             _TermsModel(gp), torch.zeros(2, dtype=f64), 0.1 * torch.eye(2), bad_policy, 3
         )
+
+
+# ------------------------------------------- fused trig features (one node)
+TRIG_PLANS = {
+    # (n, angle positions, z = phi[idx] with phi = [x, sin x_ang, cos x_ang])
+    "dynamics [x, u], one angle": (5, (1,), (0, 2, 3, 5, 6, 4)),
+    "policy features, two angles": (4, (0, 2), (1, 3, 4, 5, 6, 7)),
+    "sine squashing of two controls": (2, (0, 1), (2, 3)),
+    "no angles, permuted": (3, (), (2, 0, 1)),
+}
+
+
+def _composed_trig(mu: torch.Tensor, S: torch.Tensor, n: int, ang, idx):
+    """The composed path: public trig_moments, then rows / columns idx and cov(x, z)."""
+    from gpcontrol.gaussian import selection_matrix, trig_moments
+
+    L = selection_matrix(list(ang), n) if ang else np.zeros((0, n))
+    mean_a, cov_a = trig_moments(mu, S, L)
+    i = torch.tensor(idx)
+    return mean_a[i], cov_a[i][:, i], cov_a[:n, i]
+
+
+@pytest.mark.parametrize("plan_name", list(TRIG_PLANS))
+@pytest.mark.parametrize("scale", [1e-6, 0.3, 3.0])
+def test_fused_trig_features_equal_composed_path(plan_name: str, scale: float) -> None:
+    """Values (1e-12) and gradients (1e-12) of the fused node = autograd of trig_moments."""
+    from gpcontrol.models._fused_trig import trig_features, trig_plan
+
+    n, ang, idx = TRIG_PLANS[plan_name]
+    g = torch.Generator().manual_seed(len(idx))
+    mu0 = 2.0 * torch.randn(n, generator=g, dtype=f64)
+    S0 = random_cov(n, scale, seed=n, corr=None)
+    weights = [
+        torch.randn(shape, generator=g, dtype=f64) for shape in ((len(idx),), (len(idx),) * 2)
+    ]
+    weights.append(torch.randn(n, len(idx), generator=g, dtype=f64))
+
+    def run(fused: bool):
+        mu, S = mu0.clone().requires_grad_(), S0.clone().requires_grad_()
+        if fused:
+            mz, cz, J = trig_features(mu, S, trig_plan(n, ang, idx))
+            cxz = S @ J  # cov(x, z) = Sigma J
+        else:
+            mz, cz, cxz = _composed_trig(mu, S, n, ang, idx)
+        value = sum((w * o).sum() for w, o in zip(weights, (mz, cz, cxz), strict=True))
+        grads = torch.autograd.grad(value, (mu, S))
+        return (mz, cz, cxz), (grads[0], 0.5 * (grads[1] + grads[1].T))
+
+    (outs_f, grads_f), (outs_c, grads_c) = run(True), run(False)
+    for a, b in zip(outs_f + grads_f, outs_c + grads_c, strict=True):
+        tol = 1e-12 * max(1.0, float(b.detach().abs().max()))
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=tol)
+
+
+@pytest.mark.parametrize("plan_name", list(TRIG_PLANS))
+def test_fused_trig_features_gradcheck(plan_name: str) -> None:
+    """gradcheck and gradgradcheck (float64) of the hand-written backward, any square S."""
+    from gpcontrol.models._fused_trig import trig_features, trig_plan
+
+    n, ang, idx = TRIG_PLANS[plan_name]
+    plan = trig_plan(n, ang, idx)
+    g = torch.Generator().manual_seed(3)
+    mu = torch.randn(n, generator=g, dtype=f64, requires_grad=True)
+    S = random_cov(n, 0.7, seed=4).requires_grad_()
+
+    def f(mu, S):
+        return trig_features(mu, S, plan)
+
+    assert torch.autograd.gradcheck(f, (mu, S), eps=1e-6, atol=1e-8)
+    assert torch.autograd.gradgradcheck(f, (mu, S), eps=1e-6, atol=1e-7)
+
+
+class _AngleTermsModel(_TermsModel):
+    """n = 2 states, the second an angle entering through (sin, cos), m = 1 control: D = 4."""
+
+    angle_indices: tuple[int, ...] = (1,)
+    other_indices: tuple[int, ...] = (0,)
+
+
+def _composed_step(model, mu, Sigma, u):
+    """One moment-matching step from public pieces: joint, trig_moments, moment_match."""
+    from gpcontrol.gaussian import trig_moments
+
+    n = model.n
+    Sxu = Sigma @ u.C
+    m_xu = torch.cat([mu, u.M])
+    S_xu = torch.cat([torch.cat([Sigma, Sxu], 1), torch.cat([Sxu.T, u.S], 1)])
+    mean_a, cov_a = trig_moments(m_xu, S_xu, [[0.0, 1.0, 0.0]])  # [x0, x1, u, sin, cos]
+    i = torch.tensor([0, 3, 4, 2])
+    gm = moment_match(model.terms(), mean_a[i], cov_a[i][:, i])
+    Sxd = cov_a[:n, i] @ gm.C
+    return mu + gm.M, Sigma + gm.S + Sxd + Sxd.T
+
+
+def test_fused_horizon_equals_composed_steps_with_angles_and_rbf_policy() -> None:
+    """Horizon with an angle and a squashed RBF policy (all fused nodes) = composed steps.
+
+    The reference uses only public, validated functions (``RBFPolicy.moments``,
+    ``trig_moments``, ``moment_match``); beliefs to 1e-12 and the policy gradient of
+    the summed covariance traces to 1e-10.
+    """
+    from gpcontrol.models.propagation import propagate_horizon
+    from gpcontrol.policies.rbf import RBFPolicy
+
+    gp, _ = make_gp(N=12, D=4, E=2, seed=8)
+    model = _AngleTermsModel(gp)
+    policy = RBFPolicy(2, 1, 3.0, basis=4, angle_indices=(1,), init_std=0.5, seed=2)
+    mu0 = torch.tensor([0.2, 0.4], dtype=f64)
+    S0 = torch.tensor([[0.05, 0.01], [0.01, 0.08]], dtype=f64)
+    T = 5
+
+    def objective(fused: bool):
+        policy.zero_grad()
+        if fused:
+            traj = propagate_horizon(model, mu0, S0, policy.moment_map(), T)
+            means, covs = traj.mean, traj.cov
+        else:
+            mu, Sigma, ms, cs = mu0, S0, [mu0], [S0]
+            for _ in range(T):
+                mu, Sigma = _composed_step(model, mu, Sigma, policy.moments(mu, Sigma))
+                ms.append(mu)
+                cs.append(Sigma)
+            means, covs = torch.stack(ms), torch.stack(cs)
+        torch.diagonal(covs, dim1=-2, dim2=-1).sum().backward()
+        grads = [p.grad.clone() for p in policy.parameters()]
+        return means.detach(), covs.detach(), grads
+
+    m_f, c_f, g_f = objective(True)
+    m_c, c_c, g_c = objective(False)
+    torch.testing.assert_close(m_f, m_c, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(c_f, c_c, rtol=1e-12, atol=1e-12)
+    for a, b in zip(g_f, g_c, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)

@@ -447,14 +447,23 @@ def _pair_exponents(
     return ea, eb, torch.cat([Ga, ea.unsqueeze(-1)], dim=-1)
 
 
-def _moment_match(gp: GPTerms, m: Tensor, s: Tensor, include_noise: bool = False) -> GPMoments:
+def _moment_match(
+    gp: GPTerms,
+    m: Tensor,
+    s: Tensor,
+    include_noise: bool = False,
+    constants: _Constants | None = None,
+) -> GPMoments:
     """:func:`moment_match` on validated float64 ``m (..., D)`` and symmetric PSD ``s``.
 
     For callers that have validated the belief already (the belief propagation
     validates the beliefs of a whole horizon at once). A grossly indefinite
     ``s`` still fails in a Cholesky factorisation, reported as ``ValueError``.
+    ``constants`` are :func:`_constants` of ``gp`` built by the caller, for terms
+    that require a gradient (which :func:`_constants` does not cache) but are
+    shared by many calls, e.g. an RBF policy's over a horizon.
     """
-    c = _constants(gp)
+    c = _constants(gp) if constants is None else constants
     batch, D, E = m.shape[:-1], gp.D, gp.E
     diag = gp.signal_var + gp.noise_var if include_noise else gp.signal_var
     m2, s2 = m.reshape(-1, D), s.reshape(-1, D, D)

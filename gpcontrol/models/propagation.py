@@ -49,13 +49,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gpcontrol.gaussian import (
-    _as_tensor,
-    _trig_moments,
-    check_covariance,
-    selection_matrix,
-    trig_moments,
-)
+from gpcontrol.gaussian import _as_tensor, check_covariance, trig_moments
+from gpcontrol.models._fused_trig import TrigPlan, trig_features, trig_plan
 from gpcontrol.models.moments import GPTerms, _moment_match
 
 __all__ = [
@@ -251,36 +246,23 @@ def squashed(policy: PolicyMoments, u_max: Any, *, kind: str = "sin") -> PolicyM
     return moments
 
 
-_FEATURE_INDEX: dict[tuple[int, int, tuple[int, ...], tuple[int, ...]], tuple[Tensor, ...]] = {}
-
-
-def _feature_index(model: _Dynamics) -> tuple[Tensor, ...]:
-    """Angle map ``L (k, n + m)``, feature order ``idx`` and ``idx`` as a column (cached)."""
+def _feature_plan(model: _Dynamics) -> TrigPlan:
+    """Index constants of ``z = [x_other, sin x_ang, cos x_ang, u]`` from ``[x, u]`` (cached)."""
     n, m = model.n, model.m
-    key = (n, m, tuple(model.angle_indices), tuple(model.other_indices))
-    if key not in _FEATURE_INDEX:
-        ang = list(model.angle_indices)
-        k = len(ang)
-        L = (
-            torch.as_tensor(selection_matrix(ang, n + m))
-            if k
-            else torch.zeros(0, n + m, dtype=torch.float64)
-        )
-        idx = torch.tensor(
-            list(model.other_indices)
-            + list(range(n + m, n + m + k))
-            + list(range(n + m + k, n + m + 2 * k))
-            + list(range(n, n + m))
-        )
-        _FEATURE_INDEX[key] = (L, torch.zeros(k, dtype=torch.float64), idx, idx[:, None])
-    return _FEATURE_INDEX[key]
+    ang = tuple(model.angle_indices)
+    k = len(ang)
+    idx = (
+        tuple(model.other_indices)
+        + tuple(range(n + m, n + m + 2 * k))  # sin, cos
+        + tuple(range(n, n + m))  # u
+    )
+    return trig_plan(n + m, ang, idx)
 
 
 def _feature_moments(model: _Dynamics, m_xu: Tensor, S_xu: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Moments of ``z`` and ``cov([x, u], z)`` from a Gaussian ``[x, u]`` (validated, symmetric)."""
-    L, offset, idx, col = _feature_index(model)
-    mean_a, cov_a = _trig_moments(m_xu, S_xu, L, offset)  # [x, u, sin, cos], symmetric
-    return mean_a[idx], cov_a[col, idx], cov_a[: model.n, idx]
+    """Moments of ``z`` and ``cov(x, z)`` from a Gaussian ``[x, u]`` (validated, symmetric)."""
+    mean_z, cov_z, J = trig_features(m_xu, S_xu, _feature_plan(model))
+    return mean_z, cov_z, S_xu[: model.n] @ J
 
 
 def propagate(

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gpcontrol.gaussian import _trig_moments, check_covariance, selection_matrix, trig_moments
+from gpcontrol.gaussian import check_covariance, selection_matrix, trig_moments
+from gpcontrol.models._fused_trig import TrigPlan, trig_features, trig_plan
 from gpcontrol.models.propagation import ControlMoments, PolicyMoments, squash_moments
 
 __all__ = ["LinearPolicy", "feature_moments"]
@@ -104,27 +105,18 @@ def feature_moments(
     return mean_z, 0.5 * (cov_z + cov_z.T), J
 
 
-def _feature_constants(n: int, angle_indices: tuple[int, ...]) -> tuple[Tensor, ...]:
-    """Selection matrix, offsets, feature order and Jacobian blocks of ``phi`` (built once)."""
-    ang = list(angle_indices)
-    k = len(ang)
-    other = [i for i in range(n) if i not in angle_indices]
-    L = torch.as_tensor(selection_matrix(ang, n)) if k else torch.zeros(0, n, dtype=torch.float64)
-    idx = torch.tensor(other + list(range(n, n + 2 * k)), dtype=torch.long)
-    eye = torch.eye(n, dtype=torch.float64)
-    return L, torch.zeros(k, dtype=torch.float64), idx, eye[:, other], eye[:, ang]
+def _feature_constants(n: int, angle_indices: tuple[int, ...]) -> TrigPlan:
+    """Index constants of ``phi(x) = [x_other, sin x_ang, cos x_ang]`` (built once)."""
+    k = len(angle_indices)
+    other = tuple(i for i in range(n) if i not in angle_indices)
+    return trig_plan(n, tuple(angle_indices), other + tuple(range(n, n + 2 * k)))
 
 
 def _fast_feature_moments(
-    mean: Tensor, cov: Tensor, consts: tuple[Tensor, ...]
+    mean: Tensor, cov: Tensor, plan: TrigPlan
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`feature_moments` on validated tensors with precomputed constants."""
-    L, o, idx, E_other, E_ang = consts
-    n, k = mean.shape[-1], L.shape[0]
-    mean_a, cov_a = _trig_moments(mean, cov, L, o)  # symmetric already
-    E_sin, E_cos = mean_a[n : n + k], mean_a[n + k :]
-    J = torch.cat([E_other, E_ang * E_cos, -E_ang * E_sin], dim=1)
-    return mean_a[idx], cov_a[idx][:, idx], J
+    """:func:`feature_moments` on validated tensors, as one autograd node."""
+    return trig_features(mean, cov, plan)
 
 
 def _sin_squash(M: Tensor, S: Tensor, u_max: Tensor) -> ControlMoments:
@@ -132,15 +124,11 @@ def _sin_squash(M: Tensor, S: Tensor, u_max: Tensor) -> ControlMoments:
 
     :math:`\mathbb E[u] = u_{\max} e^{-s_{ii}/2}\sin m_i`, the covariance from the
     exact moments of :math:`\sin\tilde u`, :math:`C = \operatorname{diag}(u_{\max}
-    e^{-s_{ii}/2}\cos m_i)`.
+    e^{-s_{ii}/2}\cos m_i)` (the Jacobian factor of the sines, one fused node).
     """
     m = M.shape[0]
-    eye = torch.eye(m, dtype=torch.float64)
-    mean_phi, cov_phi = _trig_moments(M, S, eye, torch.zeros(m, dtype=torch.float64))
-    Mu = u_max * mean_phi[m : 2 * m]
-    Su = u_max[:, None] * cov_phi[m : 2 * m, m : 2 * m] * u_max[None, :]
-    C = torch.diag(u_max * torch.exp(-0.5 * torch.diagonal(S)) * torch.cos(M))
-    return ControlMoments(M=Mu, S=0.5 * (Su + Su.T), C=C)
+    mean_s, cov_s, J = trig_features(M, S, trig_plan(m, tuple(range(m)), tuple(range(m, 2 * m))))
+    return ControlMoments(M=u_max * mean_s, S=u_max[:, None] * cov_s * u_max, C=J * u_max)
 
 
 class _SquashedPolicy(torch.nn.Module):
@@ -188,7 +176,7 @@ class _SquashedPolicy(torch.nn.Module):
         def moments(mean: Tensor, cov: Tensor) -> ControlMoments:
             mean_z, cov_z, J = _fast_feature_moments(mean, cov, consts)
             M, S, C = self._pre_moments_with(prepared, mean_z, cov_z)
-            sq = _sin_squash(M, 0.5 * (S + S.T), u_max)
+            sq = _sin_squash(M, S, u_max)  # symmetrises S
             return ControlMoments(M=sq.M, S=sq.S, C=J @ C @ sq.C)
 
         return moments

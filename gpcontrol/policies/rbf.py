@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gpcontrol.models.moments import GPTerms, _moment_match
+from gpcontrol.models.moments import GPTerms, _constants, _moment_match
 from gpcontrol.policies.linear import _bounds, _check_angles, _SquashedPolicy, features
 
 __all__ = ["RBFPolicy"]
@@ -160,15 +160,19 @@ class RBFPolicy(_SquashedPolicy):
             noise_var=torch.zeros(self.m, dtype=torch.float64),
         )
 
-    def _prepare(self) -> GPTerms:
-        return self.terms()
+    def _prepare(self) -> tuple[GPTerms, Any, Tensor]:
+        # the moment-matching constants of the terms are built once here, not at every
+        # belief (they require gradients, so moment matching would not cache them)
+        terms = self.terms()
+        return terms, _constants(terms), torch.diag(terms.signal_var)
 
     def _pre_moments_with(
         self, prepared: Any, mean_z: Tensor, cov_z: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
-        terms = prepared
-        gm = _moment_match(terms, mean_z, cov_z)  # mean_z, cov_z come from a validated belief
-        S = gm.S - torch.diag(terms.signal_var)  # remove the prior variance (W = 0 term)
+        terms, constants, prior = prepared
+        # mean_z, cov_z come from a validated belief
+        gm = _moment_match(terms, mean_z, cov_z, constants=constants)
+        S = gm.S - prior  # remove the prior variance (W = 0 term)
         # The subtraction cancels to ~1e-16 as s_z -> 0 and can leave S indefinite at that
         # level: clamp the diagonal at 0 and add an explicit 1e-12 (rad^2) jitter.
         S = S + torch.diag(torch.relu(-torch.diagonal(S)) + _JITTER)
