@@ -10,10 +10,14 @@ seconds summed over trials, wall-clock seconds, and the process's peak resident 
 summary: fraction solved within the budget and the median interaction seconds to the
 first success (over solved seeds).
 
-Each seed writes a run folder ``OUT/seedS``; a finished or interrupted seed is resumed from
+Each seed writes a run folder (below); a finished or interrupted seed is resumed from
 it (completed seeds cost nothing), so the table can be built one seed at a time:
 
     OMP_NUM_THREADS=1 python benchmarks/pilco.py cartpole --seeds 1000-1009 --out /tmp/runs/bench
+
+``--propagation`` selects the policy evaluation (:class:`~gpcontrol.algorithms.pilco.PILCOOptions`),
+e.g. ``--propagation particles --particles 400`` for MC-PILCO-style particles; the run
+folders are ``OUT/SYSTEM-PROPAGATION-seedS``.
 
 Run ``--quick`` for a smoke test (1 trial, 5 line searches, 1 seed).
 """
@@ -33,7 +37,13 @@ import gymnasium as gym
 import torch
 
 import gpcontrol  # noqa: F401  (registers the environments)
-from gpcontrol.algorithms.pilco import PROPAGATIONS, PILCOOptions, TrialRecord, pilco
+from gpcontrol.algorithms.pilco import (
+    DEFAULT_PARTICLES,
+    PROPAGATIONS,
+    PILCOOptions,
+    TrialRecord,
+    pilco,
+)
 from gpcontrol.envs import ENV_IDS
 
 
@@ -94,6 +104,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10, help="policy trials after the random one")
     parser.add_argument("--line-searches", type=int, default=150)
     parser.add_argument("--propagation", choices=PROPAGATIONS, default="moment_matching")
+    parser.add_argument(
+        "--particles", type=int, default=DEFAULT_PARTICLES, help="for --propagation particles"
+    )
     parser.add_argument("--noise", type=float, default=0.01, help="measurement noise std")
     parser.add_argument("--out", default="/tmp/runs/bench-pilco")
     parser.add_argument("--quick", action="store_true")
@@ -106,6 +119,7 @@ def main() -> None:
         basis=basis,
         max_line_searches=args.line_searches,
         propagation=args.propagation,
+        particles=args.particles,
     )
     if args.quick:
         seeds = seeds[:1]
@@ -113,7 +127,10 @@ def main() -> None:
     print(f"PILCO {args.system}, seeds {seeds}, propagation {args.propagation}, options {options}")
     rows = []
     for seed in seeds:
-        folder = Path(args.out) / f"{args.system}-{args.propagation}-seed{seed}"
+        method = args.propagation
+        if method == "particles" and args.particles != DEFAULT_PARTICLES:
+            method += str(args.particles)
+        folder = Path(args.out) / f"{args.system}-{method}-seed{seed}"
         rows.append(run_seed(args.system, seed, options, args.noise, folder))
     print()
     print("seed  trials  solved  first  interaction[s]   gp[s]  policy[s]  wall[s]  peak[MB]")

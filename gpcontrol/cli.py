@@ -11,14 +11,17 @@
     optionally write an animation, a state/control figure and the data.
 
 ``gpcontrol pilco SYSTEM [--seed S] [--out DIR] [--trials N] [--line-searches L]
-[--basis B] [--noise STD] [--propagation moment_matching|linearized|unscented|mean]``
+[--basis B] [--noise STD] [--propagation moment_matching|linearized|unscented|mean|particles]
+[--particles P]``
     Learn a swing-up with PILCO in the system's environment (measurement noise
     std 0.01 by default, as PILCO's scenarios): one random rollout, then up to
     N policy trials; prints one line per trial (interaction seconds, predicted
     vs actual cost, success, GP and policy time), and writes the checkpoint, the
     learning curve, predicted-vs-actual trajectory figures and ``final.gif``
     (the last rollout) to DIR (a run folder with a checkpoint is resumed).
-    ``--propagation mean`` is the certainty-equivalent ablation.
+    ``--propagation mean`` is the certainty-equivalent ablation;
+    ``--propagation particles`` evaluates the policy on P reparameterised
+    particles (MC-PILCO), the same draws for every evaluation of a trial.
 
 ``gpcontrol solve SYSTEM [--method ddp|ilqr] [--horizon T] [--episodes N] [--out DIR] [--gif]``
     Swing ``cartpole``, ``pendulum`` or ``double_pendulum`` up from hanging
@@ -243,9 +246,13 @@ def _cmd_pilco(args: argparse.Namespace) -> int:
         basis=basis,
         max_line_searches=args.line_searches,
         propagation=args.propagation,
+        particles=args.particles,
     )
     out = args.out if args.out is not None else f"runs/pilco-{args.system}-seed{args.seed}"
-    print(f"PILCO on {env_id}, seed {args.seed}, {basis} RBF bases, run folder {out}")
+    evaluation = options.propagation + (
+        f" ({options.particles})" if options.propagation == "particles" else ""
+    )
+    print(f"PILCO on {env_id}, seed {args.seed}, {basis} RBF bases, {evaluation}, run folder {out}")
     print(TrialRecord.HEADER)
     live = sys.stdout.isatty()
 
@@ -514,9 +521,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_pilco.add_argument(
         "--propagation",
-        choices=("moment_matching", "linearized", "unscented", "mean"),
+        choices=("moment_matching", "linearized", "unscented", "mean", "particles"),
         default="moment_matching",
-        help="belief propagation ('mean': certainty-equivalent ablation)",
+        help="policy evaluation ('mean': certainty-equivalent ablation; 'particles': MC-PILCO)",
+    )
+    p_pilco.add_argument(
+        "--particles",
+        type=_positive_int,
+        default=400,
+        help="particles of --propagation particles (default 400)",
     )
     p_pilco.set_defaults(func=_cmd_pilco)
 

@@ -97,6 +97,8 @@ def test_simulate_accepts_an_environment_id(capsys: pytest.CaptureFixture[str]) 
         ["simulate", "no_such_system"],
         ["simulate", "cartpole", "--steps", "0"],
         ["simulate", "cartpole", "--policy", "clever"],
+        ["pilco", "pendulum", "--propagation", "particles", "--particles", "0"],
+        ["pilco", "pendulum", "--propagation", "sampling"],
         [],
     ],
 )
@@ -153,4 +155,28 @@ def test_gps_arm_prints_progress_writes_figures_and_resumes(tmp_path, capsys) ->
         "checkpoint/iter_002/policy.pt",
         "data/iter_002.npz",
     ):
+        assert (tmp_path / name).exists(), name
+
+
+def test_pilco_with_particles_records_its_options_and_writes_figures(tmp_path, capsys) -> None:  # noqa: ANN001
+    """`pilco --propagation particles --particles P`: the options reach the run (its
+    checkpoint's meta), one row per trial is printed and the figures are written."""
+    argv = ["pilco", "pendulum", "--seed", "3", "--trials", "1", "--line-searches", "2"]
+    argv += [
+        "--basis",
+        "3",
+        "--propagation",
+        "particles",
+        "--particles",
+        "25",
+        "--out",
+        str(tmp_path),
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "particles (25)" in out
+    assert len(re.findall(r"^\s+1\s+\d+\.\d", out, flags=re.M)) == 1  # trial 1's row
+    meta = json.loads((tmp_path / "checkpoint.json").read_text())["meta"]
+    assert meta["options"]["propagation"] == "particles" and meta["options"]["particles"] == 25
+    for name in ("learning_curve.png", "trial_01.png", "final.gif", "prediction_01.npz"):
         assert (tmp_path / name).exists(), name

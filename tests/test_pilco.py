@@ -8,11 +8,13 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import scipy.linalg
 import torch
 
 import gpcontrol  # noqa: F401  (registers the environments)
 from gpcontrol.algorithms.pilco import (
     PILCOOptions,
+    _particle_seed,
     expected_return,
     optimise_policy,
     pilco,
@@ -21,7 +23,7 @@ from gpcontrol.algorithms.pilco import (
     swing_up_success,
 )
 from gpcontrol.models.gp import GPDynamics
-from gpcontrol.models.propagation import propagate_particles
+from gpcontrol.models.propagation import particle_noise, propagate_particles
 from gpcontrol.policies.rbf import RBFPolicy
 from gpcontrol.rollout import random_policy, rollout
 
@@ -53,6 +55,19 @@ def near_upright() -> tuple[GPDynamics, RBFPolicy, object, torch.Tensor, torch.T
     return gp, pol, cost, mean0, 0.02**2 * torch.eye(2, dtype=F64)
 
 
+def _assert_within_4se(J, gJ, values, G, groups: int) -> None:  # type: ignore[no-untyped-def]
+    """J and its gradient gJ agree with independent estimates within 4 standard errors.
+
+    ``values`` holds per-sample values (their mean estimates J); ``G (groups, p)``
+    holds one gradient estimate per independent group.
+    """
+    se = values.std() / len(values) ** 0.5
+    assert abs(float(J.detach()) - float(values.mean())) < 4 * float(se)
+    se_g = G.std(0) / groups**0.5
+    assert torch.all((gJ - G.mean(0)).abs() < 4 * se_g)
+    assert float(gJ.norm()) > 10 * float(se_g.norm() / len(se_g) ** 0.5)  # not a trivial zero
+
+
 def test_expected_return_matches_particles(near_upright) -> None:  # type: ignore[no-untyped-def]
     """Value and gradient of J against 10,000 particles through the same GP (4 SE).
 
@@ -74,13 +89,7 @@ def test_expected_return_matches_particles(near_upright) -> None:  # type: ignor
         c = cost.expected(x, zero).expectation.reshape(H, per_group).sum(0)
         values.append(c.detach())
         grads.append(torch.cat([q.flatten() for q in torch.autograd.grad(c.mean(), params)]))
-    c_all = torch.cat(values)
-    se = c_all.std() / len(c_all) ** 0.5
-    assert abs(float(J.detach()) - float(c_all.mean())) < 4 * float(se)
-    G = torch.stack(grads)
-    se_g = G.std(0) / groups**0.5
-    assert torch.all((gJ - G.mean(0)).abs() < 4 * se_g)
-    assert float(gJ.norm()) > 10 * float(se_g.norm() / len(se_g) ** 0.5)  # not a trivial zero
+    _assert_within_4se(J, gJ, torch.cat(values), torch.stack(grads), groups)
 
 
 def test_expected_return_discount_and_validation(near_upright) -> None:  # type: ignore[no-untyped-def]
@@ -131,6 +140,200 @@ def test_mean_propagation_matches_numpy_loop_and_finite_differences(near_upright
                 fd[i, j] = (hi - lo) / (2 * eps)
     torch.testing.assert_close(g, fd, rtol=1e-5, atol=1e-8)
     assert float(g.abs().max()) > 1e-3  # not a trivial zero
+
+
+# ----------------------------------------------------------------------------- particles
+#: A correlated start covariance, so the square root of Sigma_0 is not a plain diagonal.
+COV0 = torch.tensor([[4e-4, 1e-4], [1e-4, 9e-4]], dtype=F64)
+
+
+def test_particle_return_equals_a_plain_monte_carlo_loop(near_upright) -> None:  # type: ignore[no-untyped-def]
+    """J, mean and covariance by particles equal a per-particle NumPy loop on the same draws.
+
+    The loop uses the documented draws (one ``torch.randn((H+1, P, n))`` from a generator
+    seeded with ``seed``), SciPy's matrix square root, the policy's and the GP's NumPy entry
+    points one state at a time and the cost's ``l_T``: a separate code path from the
+    batched, autograd one.
+    """
+    gp, pol, cost, mean0, _ = near_upright
+    H, P, seed, gamma = 5, 40, 11, 0.9
+    xi = torch.randn((H + 1, P, 2), generator=torch.Generator().manual_seed(seed), dtype=F64)
+    xi = xi.numpy()
+    root = np.real(scipy.linalg.sqrtm(COV0.numpy()))
+    paths = np.zeros((H + 1, P, 2))
+    total = np.zeros(P)
+    for i in range(P):
+        x = mean0.numpy() + root @ xi[0, i]
+        paths[0, i] = x
+        for t in range(1, H + 1):
+            d_mean, d_var = gp.predict(np.concatenate([x, pol(x)]))
+            x = x + d_mean.detach().numpy() + np.sqrt(d_var.detach().numpy()) * xi[t, i]
+            paths[t, i] = x
+            total[i] += gamma ** (t - 1) * float(cost.l_T(x))
+    with torch.no_grad():
+        J = expected_return(
+            gp,
+            pol,
+            cost,
+            mean0,
+            COV0,
+            H,
+            discount=gamma,
+            method="particles",
+            particles=P,
+            seed=seed,
+        )
+        beliefs = predict_beliefs(
+            gp, pol, mean0, COV0, H, method="particles", particles=P, seed=seed
+        )
+    assert float(J) == pytest.approx(total.mean(), rel=1e-10, abs=1e-12)
+    np.testing.assert_allclose(beliefs.mean.numpy(), paths.mean(1), rtol=1e-10, atol=1e-12)
+    ref_cov = np.stack([np.cov(paths[t].T) for t in range(H + 1)])
+    np.testing.assert_allclose(beliefs.cov.numpy(), ref_cov, rtol=1e-8, atol=1e-14)
+    assert float(np.abs(ref_cov[-1]).max()) > 10 * float(np.abs(ref_cov[0]).max())  # spread grows
+
+
+def test_particle_return_agrees_with_moment_matching(near_upright) -> None:  # type: ignore[no-untyped-def]
+    """Value and gradient of the particle J over 20 seeds vs moment matching, 4 SE.
+
+    Same regime as ``test_expected_return_matches_particles`` (start sd 0.02, H = 5), where
+    moment matching's bias is far below the Monte Carlo error; each seed's estimate with
+    500 particles is one independent sample of the particle objective and its gradient.
+    """
+    gp, pol, cost, mean0, cov0 = near_upright
+    H, seeds = 5, 20
+    params = list(pol.parameters())
+    J = expected_return(gp, pol, cost, mean0, cov0, H)
+    gJ = torch.cat([g.flatten() for g in torch.autograd.grad(J, params)])
+    values, grads = [], []
+    for s in range(seeds):
+        Jp = expected_return(
+            gp, pol, cost, mean0, cov0, H, method="particles", particles=500, seed=s
+        )
+        values.append(float(Jp.detach()))
+        grads.append(torch.cat([g.flatten() for g in torch.autograd.grad(Jp, params)]))
+    _assert_within_4se(J, gJ, torch.tensor(values, dtype=F64), torch.stack(grads), seeds)
+
+
+def test_particle_return_common_random_numbers(near_upright) -> None:  # type: ignore[no-untyped-def]
+    """The same seed gives bitwise the same J and gradient; another seed or policy does not."""
+    gp, pol, cost, mean0, cov0 = near_upright
+    params = list(pol.parameters())
+
+    def evaluate(seed: int) -> tuple[float, list[torch.Tensor]]:
+        J = expected_return(
+            gp, pol, cost, mean0, cov0, 8, method="particles", particles=64, seed=seed
+        )
+        return float(J.detach()), list(torch.autograd.grad(J, params))
+
+    (a, ga), (b, gb), (c, _) = evaluate(3), evaluate(3), evaluate(4)
+    assert a == b and c != a
+    for x, y in zip(ga, gb, strict=True):
+        assert torch.equal(x, y)
+    saved = pol.targets.detach().clone()
+    with torch.no_grad():
+        pol.targets.add_(0.05)
+    try:
+        assert evaluate(3)[0] != a
+    finally:
+        with torch.no_grad():
+            pol.targets.copy_(saved)
+    assert evaluate(3)[0] == a
+
+
+def test_propagate_particles_pre_drawn_noise(near_upright) -> None:  # type: ignore[no-untyped-def]
+    """Pre-drawn noise gives the seeded run exactly; xi_0 only moves the start, xi_t step t."""
+    gp, pol, _, mean0, _ = near_upright
+    xi = particle_noise(3, 5, 2, seed=9)
+    with torch.no_grad():
+        seeded = propagate_particles(gp, mean0, COV0, pol, 3, particles=5, seed=9)
+        given = propagate_particles(gp, mean0, COV0, pol, 3, noise=xi)
+        xi2 = xi.clone()
+        xi2[2] += 1.0
+        moved = propagate_particles(gp, mean0, COV0, pol, 3, noise=xi2)
+    assert torch.equal(seeded, given)
+    assert torch.equal(moved[:2], given[:2]) and not torch.equal(moved[2], given[2])
+    with pytest.raises(ValueError, match="noise"):
+        propagate_particles(gp, mean0, COV0, pol, 3, noise=xi[:3])
+
+
+class _Objective(torch.nn.Module):
+    """``J`` as a module of the policy, so ``functional_call`` can feed gradcheck's inputs."""
+
+    def __init__(self, gp, policy, cost, mean0) -> None:  # type: ignore[no-untyped-def]
+        super().__init__()
+        self.gp_model, self.policy, self.cost, self.mean0 = [gp], policy, cost, mean0
+
+    def forward(self) -> torch.Tensor:
+        return expected_return(
+            self.gp_model[0],
+            self.policy,
+            self.cost,
+            self.mean0,
+            COV0,
+            3,
+            discount=0.8,
+            method="particles",
+            particles=4,
+            seed=2,
+        )
+
+
+def test_particle_return_gradcheck(near_upright) -> None:  # type: ignore[no-untyped-def]
+    """Autograd gradient of the common-random-number J equals its finite differences.
+
+    Every policy parameter of a 2-basis RBF policy, 4 particles, H = 3 (``gradcheck``
+    in float64, central differences).
+    """
+    gp, _, cost, mean0, _ = near_upright
+    pol = RBFPolicy(2, 1, 2.5, basis=2, angle_indices=(0,), init_mean=mean0.numpy(), seed=5)
+    objective = _Objective(gp, pol, cost, mean0)
+    names = [f"policy.{n}" for n, _ in pol.named_parameters()]
+    inputs = tuple(p.detach().clone().requires_grad_(True) for p in pol.parameters())
+
+    def J(*values: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(objective, dict(zip(names, values, strict=True)), ())
+
+    assert torch.autograd.gradcheck(J, inputs, eps=1e-6, atol=1e-7, rtol=1e-5)
+    grads = torch.autograd.grad(J(*inputs), inputs)
+    assert max(float(g.abs().max()) for g in grads) > 1e-3  # not a trivial zero
+
+
+def test_particle_options_and_inputs_are_validated(near_upright) -> None:  # type: ignore[no-untyped-def]
+    gp, pol, cost, mean0, cov0 = near_upright
+    for bad in (0, -3, 2.5, True, "400"):
+        with pytest.raises(ValueError, match="particles"):
+            PILCOOptions(propagation="particles", particles=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="particles"):
+            expected_return(gp, pol, cost, mean0, cov0, 2, method="particles", particles=bad)  # type: ignore[arg-type]
+    assert PILCOOptions(propagation="particles").particles == 400
+    with pytest.raises(TypeError, match="particles"):  # a moment map has no batched forward
+        predict_beliefs(gp, pol.moment_map(), mean0, cov0, 2, method="particles")
+
+
+def test_pilco_loop_with_particles_uses_one_draw_per_trial(tmp_path: Path) -> None:
+    """Each trial's search evaluates J on the same draws: the recorded best J is exactly the
+    particle J of the returned policy with trial k's seed, and its beliefs are those draws'."""
+    env = gym.make("gpcontrol/PendulumSwingUp-v0")
+    cost = env.unwrapped.cost  # type: ignore[attr-defined]
+    opts = dataclasses.replace(TINY, max_trials=1, propagation="particles", particles=30)
+    result = pilco(env, cost, options=opts, seed=5, out=tmp_path)
+    from gpcontrol.envs.adapter import learning_task
+
+    _, task = learning_task(env)
+    mean0 = torch.as_tensor(np.array(task.x0_mean, dtype=np.float64))
+    cov0 = torch.as_tensor(np.array(task.x0_cov, dtype=np.float64))
+    draws = {"method": "particles", "particles": 30, "seed": _particle_seed(5, 1)}
+    with torch.no_grad():
+        J = expected_return(result.model, result.policy, cost, mean0, cov0, 10, **draws)  # type: ignore[arg-type]
+        beliefs = predict_beliefs(result.model, result.policy, mean0, cov0, 10, **draws)  # type: ignore[arg-type]
+    trace = np.load(tmp_path / "prediction_01.npz")["trace"]
+    assert trace.min() < trace[0]  # the best J is not the start's: the search moved
+    assert result.trials[0].predicted_cost == pytest.approx(float(J), rel=1e-12)
+    torch.testing.assert_close(result.predictions[0].mean, beliefs.mean, rtol=0, atol=0)
+    torch.testing.assert_close(result.predictions[0].cov, beliefs.cov, rtol=0, atol=0)
+    assert float(beliefs.cov[-1].trace()) > 0
+    assert _particle_seed(5, 1) != _particle_seed(5, 2) != _particle_seed(6, 1)
 
 
 class _Quadratic(torch.nn.Module):
@@ -265,6 +468,8 @@ def test_options_validation() -> None:
         PILCOOptions(horizon=0)
     with pytest.raises(ValueError, match="propagation"):
         PILCOOptions(propagation="particles-ish")
+    with pytest.raises(ValueError, match="particles"):
+        PILCOOptions(particles=0)
 
 
 def test_swing_up_success_oracle() -> None:

@@ -181,3 +181,27 @@ def test_moment_map_agrees_with_validated_moments(cls: type) -> None:
         a, b = fn(mean, cov), pol.moments(mean, cov)
         for x, y in ((a.M, b.M), (a.S, b.S), (a.C, b.C)):
             torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("cls", [LinearPolicy, RBFPolicy])
+def test_control_map_equals_forward(cls: type) -> None:
+    """The hoisted ``control_map`` (RBF weights solved once) gives ``forward``'s controls and
+    parameter gradients on a batch, and a map made after a parameter change follows it."""
+    kwargs = {"basis": 5, "init_std": 0.5} if cls is RBFPolicy else {}
+    pol = cls(4, 2, [1.0, 3.0], angle_indices=(1, 3), seed=2, **kwargs)
+    x = torch.randn(7, 4, generator=torch.Generator().manual_seed(1), dtype=F64)
+    params = list(pol.parameters())
+    u_map, u_fwd = pol.control_map()(x), pol(x)
+    torch.testing.assert_close(u_map, u_fwd, rtol=1e-13, atol=1e-15)
+    w = torch.arange(14, dtype=F64).reshape(7, 2)
+    for a, b in zip(
+        torch.autograd.grad((w * u_map).sum(), params),
+        torch.autograd.grad((w * u_fwd).sum(), params),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    with torch.no_grad():
+        params[0].add_(0.3)
+    changed = pol.control_map()(x)
+    torch.testing.assert_close(changed, pol(x), rtol=1e-13, atol=1e-15)
+    assert float((changed - u_map).abs().max()) > 1e-3

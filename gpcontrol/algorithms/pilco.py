@@ -9,7 +9,11 @@ Problem. Learn a policy :math:`\pi_\theta` minimising the expected cost of a
 
 where :math:`p(x_t)` is the moment-matched Gaussian belief through a GP model
 of the dynamics (:func:`gpcontrol.models.propagate_horizon`) and
-:math:`\mathbb E[c]` is the saturating cost's Gaussian expectation. The loop
+:math:`\mathbb E[c]` is the saturating cost's Gaussian expectation; or,
+selectable per run (:class:`PILCOOptions` ``propagation``), a linearised,
+unscented or certainty-equivalent belief, or the average cost of
+reparameterised particle rollouts of the GP with common random numbers
+(MC-PILCO; Amadio et al., IEEE T-RO 2022, arXiv:2101.12115). The loop
 (Deisenroth, Fox & Rasmussen, IEEE TPAMI 37(2), 2015, Alg. 1): ``J`` random
 rollouts; then repeat {fit the GP on all data; minimise :math:`J(\theta)` by
 L-BFGS with analytic (autograd) gradients; apply :math:`\pi_\theta` once; add
@@ -39,14 +43,21 @@ from torch import Tensor
 from gpcontrol.costs import SaturatingCost
 from gpcontrol.gaussian import check_covariance
 from gpcontrol.models.gp import GPDynamics
-from gpcontrol.models.propagation import BeliefTrajectory, PolicyMoments, propagate_horizon
+from gpcontrol.models.propagation import (
+    BeliefTrajectory,
+    PolicyMoments,
+    propagate_horizon,
+    propagate_particles,
+)
 from gpcontrol.policies.linear import LinearPolicy
 from gpcontrol.policies.rbf import RBFPolicy
 from gpcontrol.rollout import Trajectory, random_policy, rollout
 
 __all__ = [
+    "DEFAULT_PARTICLES",
     "expected_return",
     "predict_beliefs",
+    "particle_states",
     "PolicySearchResult",
     "optimise_policy",
     "PILCOOptions",
@@ -58,6 +69,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Particles of ``propagation="particles"`` unless set (:class:`PILCOOptions`).
+DEFAULT_PARTICLES = 400
 
 
 def _moments_of(policy: Any) -> PolicyMoments:
@@ -77,8 +91,10 @@ def predict_beliefs(
     horizon: int,
     *,
     method: str = "moment_matching",
+    particles: int = DEFAULT_PARTICLES,
+    seed: int = 0,
 ) -> BeliefTrajectory:
-    r"""Moment-matched beliefs :math:`\mathcal N(\mu_t, \Sigma_t)`, ``t = 0..H``, under ``policy``.
+    r"""Beliefs :math:`\mathcal N(\mu_t, \Sigma_t)`, ``t = 0..H``, under ``policy``.
 
     .. math::
 
@@ -91,7 +107,24 @@ def predict_beliefs(
     ``"mean"``: certainty-equivalent propagation that drops all uncertainty
     (the GP's predictive variance and the start spread),
     :math:`\mu_{t+1} = \mu_t + \mathbb E[\Delta(\mu_t, \pi(\mu_t))]`,
-    :math:`\Sigma_t = 0` (TPAMI 2015 Sec. 6's deterministic-model ablation).
+    :math:`\Sigma_t = 0` (TPAMI 2015 Sec. 6's deterministic-model ablation), or
+    ``"particles"``: the sample mean and covariance of ``particles`` Monte Carlo
+    rollouts of the GP (:func:`particle_states`),
+
+    .. math::
+
+        \mu_t = \tfrac1P \textstyle\sum_i x_t^{(i)},\qquad
+        \Sigma_t = \tfrac1{P-1} \textstyle\sum_i (x_t^{(i)} - \mu_t)(x_t^{(i)} - \mu_t)^\top
+
+    (:math:`\Sigma_t = 0` for :math:`P = 1`), from the same draws as
+    :func:`expected_return` with the same ``seed``.
+
+    Parameters
+    ----------
+    particles : int
+        :math:`P` (``method="particles"`` only).
+    seed : int
+        Seed of the particle draws (``method="particles"`` only).
 
     Returns
     -------
@@ -100,8 +133,86 @@ def predict_beliefs(
     """
     if method == "mean":
         return _mean_beliefs(gp, policy, mean0, horizon)
+    if method == "particles":
+        X = particle_states(gp, policy, mean0, cov0, horizon, particles=particles, seed=seed)
+        mean = X.mean(1)
+        d = X - mean[:, None, :]
+        cov = d.mT @ d / max(particles - 1, 1)  # (H+1, n, n)
+        return BeliefTrajectory(mean=mean, cov=0.5 * (cov + cov.mT))
     extra: dict[str, Any] = {} if method == "moment_matching" else {"method": method}
     return propagate_horizon(gp, mean0, cov0, _moments_of(policy), horizon, **extra)
+
+
+def particle_states(
+    gp: GPDynamics,
+    policy: Any,
+    mean0: Any,
+    cov0: Any,
+    horizon: int,
+    *,
+    particles: int = DEFAULT_PARTICLES,
+    seed: int = 0,
+) -> Tensor:
+    r"""Reparameterised particle rollouts of the GP under a deterministic policy (MC-PILCO).
+
+    .. math::
+
+        x_0^{(i)} = \mu_0 + \Sigma_0^{1/2}\xi_0^{(i)},\qquad
+        x_{t+1}^{(i)} = x_t^{(i)} + \mu_\Delta(x_t^{(i)}, \pi(x_t^{(i)}))
+            + \sigma_\Delta(x_t^{(i)}, \pi(x_t^{(i)}))\odot\xi_{t+1}^{(i)},\qquad
+        \xi \sim \mathcal N(0, I)
+
+    (:func:`gpcontrol.models.propagate_particles`; MC-PILCO, Amadio et al.,
+    IEEE T-RO 2022). The draws :math:`\xi` come from
+    :func:`gpcontrol.models.particle_noise` with a generator seeded with
+    ``seed`` on every call: the same ``seed`` gives the same draws (common
+    random numbers), so the states are a deterministic, differentiable
+    function of the policy parameters.
+
+    Parameters
+    ----------
+    gp : GPDynamics
+    policy : torch.nn.Module
+        Batched deterministic control ``x (P, n) -> u (P, m)``
+        (:class:`~gpcontrol.policies.rbf.RBFPolicy`,
+        :class:`~gpcontrol.policies.linear.LinearPolicy`: angles enter through
+        their sines and cosines, squashed to the bounds).
+    mean0 : Tensor, shape (n,)
+    cov0 : Tensor, shape (n, n)
+    horizon : int
+    particles : int
+        :math:`P \ge 1`.
+    seed : int
+
+    Returns
+    -------
+    Tensor, shape (H+1, P, n)
+    """
+    _check_particles(particles)
+    if not isinstance(policy, torch.nn.Module):
+        raise TypeError(
+            "method='particles' needs a policy module with a batched forward x (P, n) -> u (P, m) "
+            f"(RBFPolicy, LinearPolicy), got {type(policy).__name__}"
+        )
+    # The GP's cached posterior is detached from its hyperparameters; keep autograd from
+    # tracking them through predict (about a quarter of a backward pass, and stray .grad).
+    tracked = [p for p in gp.parameters() if p.requires_grad]
+    try:
+        for p in tracked:
+            p.requires_grad_(False)
+        # gpcontrol's policies: the parameter work (RBF weights) once per rollout
+        control: Callable[[Tensor], Tensor] = getattr(policy, "control_map", lambda: policy)()
+        return propagate_particles(
+            gp, mean0, cov0, control, horizon, particles=particles, seed=int(seed)
+        )
+    finally:
+        for p in tracked:
+            p.requires_grad_(True)
+
+
+def _check_particles(particles: Any) -> None:
+    if isinstance(particles, bool) or not isinstance(particles, int) or particles < 1:
+        raise ValueError(f"particles must be an integer >= 1, got {particles!r}")
 
 
 def _mean_beliefs(gp: GPDynamics, policy: Any, mean0: Any, horizon: int) -> BeliefTrajectory:
@@ -132,25 +243,44 @@ def expected_return(
     *,
     discount: float = 1.0,
     method: str = "moment_matching",
+    particles: int = DEFAULT_PARTICLES,
+    seed: int = 0,
 ) -> Tensor:
-    r"""Expected cost :math:`J = \sum_{t=1}^{H}\gamma^{t-1}\mathbb E[c(x_t)]` under moment matching.
+    r"""Expected cost :math:`J = \sum_{t=1}^{H}\gamma^{t-1}\mathbb E[c(x_t)]` of ``policy``.
 
     .. math::
 
         J(\theta) = \sum_{t=1}^{H} \gamma^{t-1}\,
             \mathbb E_{x_t \sim \mathcal N(\mu_t, \Sigma_t)}[c(x_t)]
 
-    (TPAMI 2015 eqs. (2)-(3), Sec. 5.1); differentiable by autograd in the
-    policy's parameters and the start belief.
+    (TPAMI 2015 eqs. (2)-(3), Sec. 5.1) with the beliefs of
+    :func:`predict_beliefs`; or, for ``method="particles"``, the Monte Carlo
+    estimate over the particle rollouts of :func:`particle_states`
+    (MC-PILCO, Amadio et al., IEEE T-RO 2022),
+
+    .. math::
+
+        \hat J(\theta) = \frac1P \sum_{i=1}^{P} \sum_{t=1}^{H} \gamma^{t-1}\,c(x_t^{(i)}),
+
+    whose gradient is the reparameterisation (pathwise) gradient through every
+    particle. The draws are common random numbers: seeded with ``seed`` afresh on
+    every call, so :math:`\hat J` is a deterministic, smooth function of
+    :math:`\theta` that L-BFGS can minimise (over random seeds it is an
+    unbiased estimate of the particle model's expected cost, with no Gaussian
+    approximation of the beliefs).
+    Differentiable by autograd in the policy's parameters and the start mean
+    (and the start covariance, for the Gaussian propagations).
 
     Parameters
     ----------
     gp : GPDynamics
         A fitted dynamics model.
     policy : RBFPolicy or LinearPolicy or PolicyMoments
+        A policy module for ``method="particles"``.
     cost : Cost
         Anything with ``expected(mean (..., n), cov (..., n, n))`` returning
-        ``(expectation, variance)`` (e.g. :class:`~gpcontrol.costs.SaturatingCost`).
+        ``(expectation, variance)`` (e.g. :class:`~gpcontrol.costs.SaturatingCost`);
+        with a zero covariance it is the cost at a state (particles).
     mean0 : Tensor, shape (n,)
     cov0 : Tensor, shape (n, n)
     horizon : int
@@ -158,7 +288,11 @@ def expected_return(
     discount : float
         :math:`\gamma \in (0, 1]`.
     method : str
-        Belief propagation (:func:`predict_beliefs`).
+        Belief propagation (:func:`predict_beliefs`), or ``"particles"``.
+    particles : int
+        :math:`P \ge 1` (``method="particles"`` only).
+    seed : int
+        Seed of the particle draws (``method="particles"`` only).
 
     Returns
     -------
@@ -168,9 +302,15 @@ def expected_return(
         raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
     if not 0.0 < float(discount) <= 1.0:
         raise ValueError(f"discount must be in (0, 1], got {discount!r}")
+    weights = float(discount) ** torch.arange(horizon, dtype=torch.float64)
+    if method == "particles":
+        X = particle_states(gp, policy, mean0, cov0, horizon, particles=particles, seed=seed)
+        x = X[1:].reshape(-1, X.shape[-1])  # (H P, n)
+        zero = torch.zeros(x.shape[0], x.shape[1], x.shape[1], dtype=torch.float64)
+        c = cost.expected(x, zero).expectation.reshape(horizon, particles)  # c(x_t^(i))
+        return (weights @ c).mean()
     beliefs = predict_beliefs(gp, policy, mean0, cov0, horizon, method=method)
     ec = cost.expected(beliefs.mean[1:], beliefs.cov[1:]).expectation  # (H,)
-    weights = float(discount) ** torch.arange(horizon, dtype=torch.float64)
     return (weights * ec).sum()
 
 
@@ -394,8 +534,9 @@ class _Converged(Exception):
 
 
 # ----------------------------------------------------------------------------- the loop
-#: Belief propagations selectable in :class:`PILCOOptions` (``"mean"``: certainty equivalence).
-PROPAGATIONS = ("moment_matching", "linearized", "unscented", "mean")
+#: Policy evaluations selectable in :class:`PILCOOptions` (``"mean"``: certainty equivalence;
+#: ``"particles"``: Monte Carlo rollouts of the GP, :func:`particle_states`).
+PROPAGATIONS = ("moment_matching", "linearized", "unscented", "mean", "particles")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -427,9 +568,16 @@ class PILCOOptions:
     discount : float
     success_seconds : float
         Success: the last ``success_seconds`` of the rollout within the cost width.
-    propagation : {"moment_matching", "linearized", "unscented", "mean"}
-        Belief propagation used in policy evaluation (:func:`predict_beliefs`);
-        ``"mean"`` is the certainty-equivalent ablation.
+    propagation : {"moment_matching", "linearized", "unscented", "mean", "particles"}
+        Policy evaluation (:func:`expected_return`): a Gaussian belief
+        propagation (:func:`predict_beliefs`), ``"mean"``, the
+        certainty-equivalent ablation, or ``"particles"``, MC-PILCO-style
+        reparameterised particles with common random numbers: every evaluation
+        of trial ``k``'s policy search uses the same draws, from a generator
+        seeded from ``(seed, k)`` (:func:`particle_states`), so the objective is
+        deterministic within a policy search and fresh in the next trial.
+    particles : int
+        Particles of ``propagation="particles"``.
     """
 
     random_rollouts: int = 1
@@ -446,6 +594,7 @@ class PILCOOptions:
     discount: float = 1.0
     success_seconds: float = 1.0
     propagation: str = "moment_matching"
+    particles: int = DEFAULT_PARTICLES
 
     def __post_init__(self) -> None:
         for name in ("random_rollouts", "max_trials", "solved_consecutive", "basis"):
@@ -458,6 +607,7 @@ class PILCOOptions:
             raise ValueError(f"horizon must be None or an integer >= 1, got {self.horizon!r}")
         if self.propagation not in PROPAGATIONS:
             raise ValueError(f"propagation must be one of {PROPAGATIONS}, got {self.propagation!r}")
+        _check_particles(self.particles)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -551,6 +701,12 @@ def _policy_lengthscales(n: int, angle_indices: Any) -> np.ndarray:
     """PILCO's initial RBF-policy length-scales: 1 on raw states, 0.7 on sines and cosines."""
     k = len(tuple(angle_indices))
     return np.concatenate([np.ones(n - k), np.full(2 * k, 0.7)])
+
+
+def _particle_seed(seed: int, trial: int) -> int:
+    """Seed of trial ``trial``'s particle draws: its own stream of ``(seed, trial)``."""
+    state = np.random.SeedSequence([int(seed) % 2**63, int(trial), 1]).generate_state(1, np.uint64)
+    return int(state[0]) % 2**63
 
 
 def _latent(traj: Trajectory) -> np.ndarray:
@@ -707,7 +863,10 @@ def pilco(
             seed=seed * 10_000 + k,
         )
 
-        def objective(model: GPDynamics = model) -> Tensor:
+        # particles: the same draws (common random numbers) for every evaluation of trial k
+        draws = {"particles": opts.particles, "seed": _particle_seed(seed, k)}
+
+        def objective(model: GPDynamics = model, draws: dict[str, int] = draws) -> Tensor:
             return expected_return(
                 model,
                 policy,
@@ -717,6 +876,7 @@ def pilco(
                 horizon,
                 discount=opts.discount,
                 method=opts.propagation,
+                **draws,
             )
 
         search = optimise_policy(
@@ -729,7 +889,9 @@ def pilco(
             on_evaluation=None if progress is None else functools.partial(progress, k),
         )
         with torch.no_grad():
-            beliefs = predict_beliefs(model, policy, mean0, cov0, horizon, method=opts.propagation)
+            beliefs = predict_beliefs(
+                model, policy, mean0, cov0, horizon, method=opts.propagation, **draws
+            )
             predictions.append(beliefs)
         traj = run(policy, opts.random_rollouts + k - 1)
         ok = swing_up_success(cost, _latent(traj), steps_ok)

@@ -35,6 +35,12 @@ have exact moments for a Gaussian :math:`\tilde u`
 :math:`\operatorname{cov}(\tilde u, g(\tilde u)) = s\,\mathbb E[g'(\tilde u)]`,
 so no inverse of a (possibly singular) covariance is ever formed.
 
+Monte Carlo counterpart (:func:`propagate_particles`): particles
+:math:`x^{(i)}_{t+1} = x^{(i)}_t + \mu_\Delta(z^{(i)}_t)
++ \sigma_\Delta(z^{(i)}_t)\odot\xi^{(i)}_{t+1}` from fixed standard-normal
+draws :math:`\xi` (:func:`particle_noise`), reparameterised so that the
+particles are differentiable too.
+
 Everything is torch float64 and differentiable with respect to the initial
 belief and any policy parameters.
 """
@@ -62,6 +68,7 @@ __all__ = [
     "squashed",
     "propagate",
     "propagate_horizon",
+    "particle_noise",
     "propagate_particles",
 ]
 
@@ -426,6 +433,42 @@ def propagate_horizon(
     return BeliefTrajectory(mean=mean, cov=cov)
 
 
+def particle_noise(T: int, particles: int, n: int, seed: int | torch.Generator = 0) -> Tensor:
+    r"""Standard normal draws of :func:`propagate_particles`: start spread and model errors.
+
+    .. math::
+
+        \xi^{(i)}_t \sim \mathcal N(0, I_n),\qquad t = 0..T,\ i = 1..P,
+
+    drawn in one call, ``torch.randn((T + 1, P, n), generator=g)`` with
+    ``g = torch.Generator().manual_seed(seed)`` for an integer ``seed``
+    (``seed`` itself when it is a generator, which is then advanced).
+    :math:`\xi_0` places the start particles, :math:`\xi_t` the model error of
+    step :math:`t`. The same ``seed`` gives the same draws: the common random
+    numbers that make a particle objective a deterministic function of the
+    policy parameters.
+
+    Parameters
+    ----------
+    T : int
+        Steps, ``>= 0``.
+    particles : int
+        :math:`P \ge 1`.
+    n : int
+        State dimension.
+    seed : int or torch.Generator
+
+    Returns
+    -------
+    Tensor, shape (T+1, particles, n)
+    """
+    for name, v, lo in (("T", T, 0), ("particles", particles, 1), ("n", n, 1)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    gen = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
+    return torch.randn((T + 1, particles, n), generator=gen, dtype=torch.float64)
+
+
 def propagate_particles(
     model: _Dynamics,
     mean0: Any,
@@ -436,47 +479,72 @@ def propagate_particles(
     particles: int = 1000,
     seed: int | torch.Generator = 0,
     include_noise: bool = False,
+    noise: Tensor | None = None,
 ) -> Tensor:
     r"""Monte Carlo belief propagation through the GP's marginal predictive distribution.
 
     .. math::
 
-        x^{(i)}_0 \sim \mathcal N(\mu_0, \Sigma_0),\quad
+        x^{(i)}_0 = \mu_0 + \Sigma_0^{1/2}\xi^{(i)}_0,\quad
         u^{(i)}_t = \pi(x^{(i)}_t),\quad
         x^{(i)}_{t+1} = x^{(i)}_t + \mu_\Delta(z^{(i)}_t)
-            + \operatorname{diag}(\sigma_\Delta(z^{(i)}_t))\,\xi^{(i)}_t,\
+            + \operatorname{diag}(\sigma_\Delta(z^{(i)}_t))\,\xi^{(i)}_{t+1},\
         \xi \sim \mathcal N(0, I)
 
-    (independent draws of the model error at every step, as in the particle
-    comparisons of the PILCO papers). A reference for the moment-matched
-    beliefs, not an exact sample of GP function draws.
+    with :math:`\Sigma_0^{1/2} = V\Lambda^{1/2}V^\top` the symmetric square root
+    (unique, defined for a singular :math:`\Sigma_0`) and independent draws of
+    the model error at every step, as in the particle comparisons of the PILCO
+    papers and MC-PILCO's simulated rollouts (Amadio et al., IEEE T-RO
+    2022). A reference for the moment-matched beliefs, not an exact
+    sample of GP function draws. Every sample is a reparameterised function of
+    the fixed draws :math:`\xi`, so the states are differentiable by autograd in
+    the policy's parameters and :math:`\mu_0` (MC-PILCO's gradient estimate).
 
     Parameters
     ----------
+    model : GPDynamics
+        A fitted model (``predict`` gives the mean and variance of :math:`\Delta`).
+    mean0 : Tensor, shape (n,)
+    cov0 : Tensor, shape (n, n)
+        Symmetric positive semi-definite.
     policy : callable
         Batched ``x (P, n) -> u (P, m)``.
+    T : int
+        Steps, ``>= 0``.
     particles : int
+        :math:`P`; ignored when ``noise`` is given.
     seed : int or torch.Generator
+        Source of the draws (:func:`particle_noise`); ignored when ``noise`` is given.
+    include_noise : bool
+        Add the GP's observation-noise variance to :math:`\sigma_\Delta^2`.
+    noise : Tensor, shape (T+1, P, n), optional
+        Pre-drawn :math:`\xi` (e.g. from :func:`particle_noise`): ``noise[0]``
+        places the start particles, ``noise[t]`` is step ``t``'s model error.
 
     Returns
     -------
-    Tensor, shape (T+1, particles, n)
+    Tensor, shape (T+1, P, n)
     """
-    gen = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
     n = model.n
+    if isinstance(T, bool) or not isinstance(T, int) or T < 0:
+        raise ValueError(f"T must be an integer >= 0, got {T!r}")
+    if noise is None:
+        xi = particle_noise(T, particles, n, seed)
+    else:
+        xi = _t(noise)
+        if xi.ndim != 3 or xi.shape[0] != T + 1 or xi.shape[2] != n or xi.shape[1] < 1:
+            raise ValueError(f"noise must have shape ({T + 1}, P, {n}), got {tuple(xi.shape)}")
     Sigma = check_covariance("cov0", cov0, n)
     mu = _t(mean0)
+    if mu.shape != (n,):
+        raise ValueError(f"mean0 must have shape ({n},), got {tuple(mu.shape)}")
     evals, evecs = torch.linalg.eigh(Sigma)
-    root = evecs * evals.clamp_min(0.0).sqrt()
-    x = mu + torch.randn(particles, n, generator=gen, dtype=torch.float64) @ root.T
+    root = (evecs * evals.clamp_min(0.0).sqrt()) @ evecs.T  # symmetric: Sigma^{1/2}
+    x = mu + xi[0] @ root  # root is symmetric: xi_0 root = (root xi_0)^T
     out = [x]
-    for _ in range(T):
+    for t in range(1, T + 1):
         u = policy(x)
         d_mean, d_var = model.predict(torch.cat([x, u], -1), include_noise=include_noise)
-        x = (
-            x
-            + d_mean
-            + d_var.sqrt() * torch.randn(particles, n, generator=gen, dtype=torch.float64)
-        )
+        x = x + d_mean + d_var.sqrt() * xi[t]
         out.append(x)
     return torch.stack(out)

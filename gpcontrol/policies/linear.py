@@ -24,7 +24,7 @@ is needed and :math:`\Sigma = 0` is allowed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -181,7 +181,35 @@ class _SquashedPolicy(torch.nn.Module):
 
         return moments
 
+    def control_map(self) -> Callable[[Tensor], Tensor]:
+        r"""The deterministic control of :meth:`forward` for many states under fixed parameters.
+
+        .. math::
+
+            x \mapsto u = u_{\max}\sin\tilde u(\phi(x))
+
+        The parameter-only work (the RBF network's :math:`\beta`) is done once
+        here, as in :meth:`moment_map`, so a particle rollout of ``T`` steps pays
+        it once instead of at every step. Call it again after the parameters change.
+
+        Returns
+        -------
+        callable
+            ``x (..., n) -> u (..., m)`` on float64 tensors (not validated);
+            differentiable in ``x`` and the parameters.
+        """
+        prepared = self._prepare()
+        ang, u_max = self.angle_indices, self.u_max
+
+        def control(x: Tensor) -> Tensor:
+            return u_max * torch.sin(self._pre_with(prepared, features(x, ang)))
+
+        return control
+
     def _pre(self, z: Tensor) -> Tensor:
+        return self._pre_with(self._prepare(), z)
+
+    def _pre_with(self, prepared: Any, z: Tensor) -> Tensor:
         raise NotImplementedError
 
     def moments(self, mean: Any, cov: Any) -> ControlMoments:
@@ -303,5 +331,5 @@ class LinearPolicy(_SquashedPolicy):
     ) -> tuple[Tensor, Tensor, Tensor]:
         return self.W @ mean_z + self.b, self.W @ cov_z @ self.W.T, self.W.T
 
-    def _pre(self, z: Tensor) -> Tensor:
+    def _pre_with(self, prepared: Any, z: Tensor) -> Tensor:
         return z @ self.W.T + self.b

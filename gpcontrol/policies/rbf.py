@@ -178,8 +178,8 @@ class RBFPolicy(_SquashedPolicy):
         S = S + torch.diag(torch.relu(-torch.diagonal(S)) + _JITTER)
         return gm.M, S, gm.C
 
-    def _pre(self, z: Tensor) -> Tensor:
-        terms = self.terms()
+    def _pre_with(self, prepared: Any, z: Tensor) -> Tensor:
+        terms = prepared[0]  # (terms, moment constants, prior variance) of _prepare
         ell = terms.lengthscales  # (m, D)
         d = (z[..., None, None, :] - terms.X) / ell[:, None, :]  # (..., m, N, D)
         k = torch.exp(-0.5 * (d**2).sum(-1))  # (..., m, N)
