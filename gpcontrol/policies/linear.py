@@ -112,13 +112,6 @@ def _feature_constants(n: int, angle_indices: tuple[int, ...]) -> TrigPlan:
     return trig_plan(n, tuple(angle_indices), other + tuple(range(n, n + 2 * k)))
 
 
-def _fast_feature_moments(
-    mean: Tensor, cov: Tensor, plan: TrigPlan
-) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`feature_moments` on validated tensors, as one autograd node."""
-    return trig_features(mean, cov, plan)
-
-
 def _sin_squash(M: Tensor, S: Tensor, u_max: Tensor) -> ControlMoments:
     r""":func:`~gpcontrol.models.squash_moments` (``kind="sin"``) without validation.
 
@@ -174,7 +167,7 @@ class _SquashedPolicy(torch.nn.Module):
         u_max = self.u_max
 
         def moments(mean: Tensor, cov: Tensor) -> ControlMoments:
-            mean_z, cov_z, J = _fast_feature_moments(mean, cov, consts)
+            mean_z, cov_z, J = trig_features(mean, cov, consts)  # feature_moments, one node
             M, S, C = self._pre_moments_with(prepared, mean_z, cov_z)
             sq = _sin_squash(M, S, u_max)  # symmetrises S
             return ControlMoments(M=sq.M, S=sq.S, C=J @ C @ sq.C)
