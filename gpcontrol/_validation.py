@@ -104,6 +104,13 @@ def _scalar(name: str, value: Any) -> float:
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}") from exc
 
 
+def check_int(name: str, value: Any, minimum: int = 1) -> int:
+    """Return ``value`` if it is an ``int`` (not a ``bool``) >= ``minimum``, else ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
 def check_positive(name: str, value: float) -> float:
     """Return ``float(value)`` if it is finite and > 0, else raise ``ValueError``."""
     v = _scalar(name, value)

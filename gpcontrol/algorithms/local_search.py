@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gpcontrol._validation import as_float_array, check_nonnegative, check_positive
+from gpcontrol._validation import as_float_array, check_int, check_nonnegative, check_positive
 from gpcontrol.models.tvlg import DynamicsPrior, fit_tvlg
 from gpcontrol.policies.linear_gaussian import LinearGaussianPolicy
 from gpcontrol.solvers.lqr_flm import (
@@ -96,9 +96,7 @@ class LocalSearchOptions:
 
     def __post_init__(self) -> None:
         for name in ("samples", "max_rollouts", "prior_iterations"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            check_int(name, getattr(self, name))
         check_positive("kl_step", self.kl_step)
         for name in ("x0_std", "process_noise_std", "measurement_noise_std"):
             check_nonnegative(name, getattr(self, name))
@@ -269,8 +267,7 @@ def local_search(
     x0a = as_float_array("x0", x0)
     if x0a.shape != (n,):
         raise ValueError(f"x0 must have shape ({n},), got {x0a.shape}")
-    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-        raise ValueError(f"T must be a positive integer, got {T!r}")
+    check_int("T", T)
     if not isinstance(init_controller, LinearGaussianPolicy):
         raise TypeError(
             f"init_controller must be a LinearGaussianPolicy, got {type(init_controller).__name__}"

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gpcontrol._validation import check_int
 from gpcontrol.costs import SaturatingCost
 from gpcontrol.gaussian import check_covariance
 from gpcontrol.models.gp import GPDynamics
@@ -188,7 +189,7 @@ def particle_states(
     -------
     Tensor, shape (H+1, P, n)
     """
-    _check_particles(particles)
+    check_int("particles", particles)
     if not isinstance(policy, torch.nn.Module):
         raise TypeError(
             "method='particles' needs a policy module with a batched forward x (P, n) -> u (P, m) "
@@ -208,11 +209,6 @@ def particle_states(
     finally:
         for p in tracked:
             p.requires_grad_(True)
-
-
-def _check_particles(particles: Any) -> None:
-    if isinstance(particles, bool) or not isinstance(particles, int) or particles < 1:
-        raise ValueError(f"particles must be an integer >= 1, got {particles!r}")
 
 
 def _mean_beliefs(gp: GPDynamics, policy: Any, mean0: Any, horizon: int) -> BeliefTrajectory:
@@ -607,7 +603,7 @@ class PILCOOptions:
             raise ValueError(f"horizon must be None or an integer >= 1, got {self.horizon!r}")
         if self.propagation not in PROPAGATIONS:
             raise ValueError(f"propagation must be one of {PROPAGATIONS}, got {self.propagation!r}")
-        _check_particles(self.particles)
+        check_int("particles", self.particles)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -55,6 +55,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gpcontrol._validation import check_int
 from gpcontrol.gaussian import _as_tensor, check_covariance, trig_moments
 from gpcontrol.models._fused_trig import TrigPlan, trig_features, trig_plan
 from gpcontrol.models.moments import GPTerms, _moment_match
@@ -402,8 +403,7 @@ def propagate_horizon(
         ``mean (T+1, n)``, ``cov (T+1, n, n)``, differentiable in the initial
         belief and the policy's parameters.
     """
-    if isinstance(T, bool) or not isinstance(T, int) or T < 0:
-        raise ValueError(f"T must be an integer >= 0, got {T!r}")
+    check_int("T", T, 0)
     if method not in ("moment_matching", "linearized", "unscented"):
         raise ValueError(
             f"method must be 'moment_matching', 'linearized' or 'unscented', got {method!r}"
@@ -462,9 +462,9 @@ def particle_noise(T: int, particles: int, n: int, seed: int | torch.Generator =
     -------
     Tensor, shape (T+1, particles, n)
     """
-    for name, v, lo in (("T", T, 0), ("particles", particles, 1), ("n", n, 1)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    check_int("T", T, 0)
+    check_int("particles", particles)
+    check_int("n", n)
     gen = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
     return torch.randn((T + 1, particles, n), generator=gen, dtype=torch.float64)
 
@@ -526,8 +526,7 @@ def propagate_particles(
     Tensor, shape (T+1, P, n)
     """
     n = model.n
-    if isinstance(T, bool) or not isinstance(T, int) or T < 0:
-        raise ValueError(f"T must be an integer >= 0, got {T!r}")
+    check_int("T", T, 0)
     if noise is None:
         xi = particle_noise(T, particles, n, seed)
     else:
