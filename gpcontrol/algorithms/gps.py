@@ -50,7 +50,13 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
 
-from gpcontrol._validation import as_batch, as_float_array, check_nonnegative, check_positive
+from gpcontrol._validation import (
+    as_batch,
+    as_float_array,
+    check_int,
+    check_nonnegative,
+    check_positive,
+)
 from gpcontrol.models.gmm import GaussianMixture, select_gmm
 from gpcontrol.models.tvlg import (
     DynamicsPrior,
@@ -320,9 +326,7 @@ class MDGPSOptions:
 
     def __post_init__(self) -> None:
         for name in ("iterations", "samples", "policy_iterations", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            check_int(name, getattr(self, name))
         check_positive("kl_step", self.kl_step)
         check_positive("init_variance", self.init_variance)
         check_nonnegative("x0_std", self.x0_std)
