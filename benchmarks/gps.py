@@ -12,6 +12,7 @@ ceiling (true dynamics, every target) is printed once.
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/gps.py 0 1 2 3 4 [--iterations 12] [--ceiling]
+        [--sampling {local,policy}] [--step-rule {local,global}]
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=12)
     parser.add_argument("--ceiling", action="store_true")
     parser.add_argument("--out", default=None, help="keep run folders under this directory")
+    parser.add_argument("--sampling", choices=("local", "policy"), default="local")
+    parser.add_argument("--step-rule", choices=("local", "global"), default="local")
     args = parser.parse_args()
     torch.set_num_threads(1)
     task = ReachingTask.default()
@@ -60,7 +63,9 @@ def main() -> None:
         )
     summary = []
     for seed in args.seeds:
-        opt = reaching_options(seed, iterations=args.iterations)
+        opt = reaching_options(
+            seed, iterations=args.iterations, sampling=args.sampling, step_rule=args.step_rule
+        )
         print(f"seed {seed}")
         print("  iter  rollouts  local  net-train  net-held-out  seconds")
 

@@ -35,7 +35,8 @@
     4 training and 16 held-out targets): one progress line per iteration
     (rollouts, local and network success, costs), a resumable run folder with a
     checkpoint after every iteration, and the success-vs-rollouts and reaching
-    figures.
+    figures. ``--sampling policy`` and ``--step-rule global`` select on-policy
+    MDGPS and the paper's step-size rule (:class:`~gpcontrol.algorithms.gps.MDGPSOptions`).
 
 Example::
 
@@ -446,6 +447,8 @@ def _cmd_gps(args: argparse.Namespace) -> int:
         init_variance=args.init_variance,
         hidden=tuple(args.hidden),
         policy_iterations=args.policy_iterations,
+        sampling=args.sampling,
+        step_rule=args.step_rule,
     )
     out = args.out if args.out is not None else f"runs/gps-arm-seed{args.seed}"
     print(
@@ -560,6 +563,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--hidden", type=_positive_int, nargs="*", default=[64, 64], help="network widths"
     )
     p_gps.add_argument("--policy-iterations", type=_positive_int, default=300, help="S-step")
+    p_gps.add_argument(
+        "--sampling",
+        choices=("local", "policy"),
+        default="local",
+        help="rollouts from the local controllers (off-policy) or the network (on-policy)",
+    )
+    p_gps.add_argument(
+        "--step-rule",
+        choices=("local", "global"),
+        default="local",
+        help="step size from the local controllers' or the linearised network's improvement",
+    )
     p_gps.add_argument("--seed", type=int, default=0)
     p_gps.add_argument("--out", default=None, help="run folder (default runs/gps-arm-seedS)")
     p_gps.add_argument("--ceiling", action="store_true", help="also run the iLQR ceiling")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,8 @@ from gpcontrol.algorithms.gps import (
     MDGPSOptions,
     linearize_policy,
     mdgps,
+    mdgps_init,
+    mdgps_step,
     s_step_loss,
     train_policy,
 )
@@ -92,13 +96,12 @@ def _point_mass() -> tuple[LinearDynamics, QuadraticCost, np.ndarray, np.ndarray
     return LinearDynamics(A, B), QuadraticCost(Q, R, Qf=Qf), A, B
 
 
-def test_mdgps_on_a_point_mass_approaches_the_lqr_optimum() -> None:
-    system, cost, A, B = _point_mass()
-    T = 30
-    x0s = np.array([[1.0, 0.0, 0.0, 0.0], [-1.0, -1.0, 0.0, 0.0]])
-    lqr = finite_horizon_lqr(A, B, cost.Q, cost.R, Qf=cost.Qf, T=T)
-    optimum = np.array([cost.total(*lqr.rollout(x0)) for x0 in x0s])
-    opt = MDGPSOptions(
+_X0S = np.array([[1.0, 0.0, 0.0, 0.0], [-1.0, -1.0, 0.0, 0.0]])
+
+
+def _options(**changes) -> MDGPSOptions:
+    """The point-mass run: 6 iterations of 5 noisy rollouts per start, a 16-unit network."""
+    base = dict(
         iterations=6,
         samples=5,
         hidden=(16,),
@@ -108,7 +111,18 @@ def test_mdgps_on_a_point_mass_approaches_the_lqr_optimum() -> None:
         process_noise_std=0.01,
         seed=0,
     )
-    res = mdgps(system, [cost, cost], x0s, T, options=opt)
+    return MDGPSOptions(**{**base, **changes})
+
+
+@pytest.mark.parametrize(("sampling", "step_rule"), [("local", "local"), ("policy", "global")])
+def test_mdgps_on_a_point_mass_approaches_the_lqr_optimum(sampling: str, step_rule: str) -> None:
+    """Off-policy with the local step rule (the default) and on-policy with the paper's."""
+    system, cost, A, B = _point_mass()
+    T = 30
+    lqr = finite_horizon_lqr(A, B, cost.Q, cost.R, Qf=cost.Qf, T=T)
+    optimum = np.array([cost.total(*lqr.rollout(x0)) for x0 in _X0S])
+    opt = _options(sampling=sampling, step_rule=step_rule)
+    res = mdgps(system, [cost, cost], _X0S, T, options=opt)
     assert res.rollouts == 6 * 2 * 5
     first, last = res.history[0], res.history[-1]
     assert all(s == "converged" for h in res.history for s in h.statuses)
@@ -118,6 +132,22 @@ def test_mdgps_on_a_point_mass_approaches_the_lqr_optimum() -> None:
         assert (h.policy_costs >= optimum * (1 - 1e-9)).all()
     assert (last.policy_costs < 1.05 * optimum).all(), last.policy_costs / optimum
     assert (last.sample_costs < 1.15 * optimum).all()
+    # While the network and the controllers improve, the steps grow to the cap.
+    np.testing.assert_allclose(res.history[2].epsilon, opt.kl_step * T * opt.step_range[1])
+
+
+def test_the_global_step_rule_shrinks_the_step_when_the_network_does_not_follow() -> None:
+    """step_rule="global" measures the network: a frozen one (learning rate 1e-12)
+    never improves, so a condition's step falls to the floor of its range, although
+    its local controller could still improve on its own (with the local rule the
+    steps stay near the cap)."""
+    system, cost, *_ = _point_mass()
+    T = 30
+    for rule, low in (("global", True), ("local", False)):
+        opt = _options(iterations=4, policy_iterations=2, lr=1e-12, step_rule=rule)
+        res = mdgps(system, [cost, cost], _X0S, T, options=opt)
+        floor = opt.kl_step * T * opt.step_range[0]
+        assert np.isclose(res.history[-1].epsilon.min(), floor) == low, res.history[-1].epsilon
 
 
 def test_mdgps_is_deterministic_under_a_seed() -> None:
@@ -132,6 +162,28 @@ def test_mdgps_is_deterministic_under_a_seed() -> None:
     np.testing.assert_array_equal(a.controllers[0].K, b.controllers[0].K)
 
 
+def test_on_policy_sampling_draws_from_the_network() -> None:
+    """With sampling="policy" the second iteration's controls are the network's mean
+    at the visited states plus its own noise: with the network's covariance set to
+    1e-16 I they equal the mean; the first iteration samples the local controllers."""
+    system, cost, *_ = _point_mass()
+    x0s = np.array([[1.0, 0.0, 0.0, 0.0]])
+    T = 10
+    opt = MDGPSOptions(samples=5, hidden=(8,), policy_iterations=20, sampling="policy", seed=2)
+    state = mdgps_init(system, [cost], x0s, T, options=opt)
+    mdgps_step(system, [cost], x0s, T, state, options=opt)
+    X, U = state.samples[0]
+    ctrl = state.controllers[0]
+    assert np.abs(U - state.policy.mean(X[:, :-1])).max() > 1e-3  # not the network yet
+    with torch.no_grad():
+        state.policy.cov.copy_(1e-16 * torch.eye(2, dtype=torch.float64))
+    frozen = copy.deepcopy(state.policy)
+    mdgps_step(system, [cost], x0s, T, state, options=opt)
+    X, U = state.samples[0]
+    np.testing.assert_allclose(U, frozen.mean(X[:, :-1]), rtol=0, atol=1e-7)
+    assert ctrl is not state.controllers[0]  # the C-step still ran
+
+
 def test_mdgps_validation() -> None:
     system, cost, *_ = _point_mass()
     with pytest.raises(ValueError, match="costs must have one entry"):
@@ -142,3 +194,7 @@ def test_mdgps_validation() -> None:
         MDGPSOptions(samples=0)
     with pytest.raises(ValueError, match="step_range"):
         MDGPSOptions(step_range=(2.0, 5.0))
+    with pytest.raises(ValueError, match="sampling"):
+        MDGPSOptions(sampling="global")
+    with pytest.raises(ValueError, match="step_rule"):
+        MDGPSOptions(step_rule="policy")

@@ -188,10 +188,18 @@ def _tiny_task() -> ReachingTask:
     )
 
 
-def test_an_interrupted_run_resumes_exactly(tmp_path) -> None:
+@pytest.mark.parametrize(("sampling", "step_rule"), [("local", "local"), ("policy", "global")])
+def test_an_interrupted_run_resumes_exactly(tmp_path, sampling: str, step_rule: str) -> None:
     task = _tiny_task()
     opt = MDGPSOptions(
-        iterations=3, samples=5, hidden=(8,), policy_iterations=20, init_variance=0.3, seed=3
+        iterations=3,
+        samples=5,
+        hidden=(8,),
+        policy_iterations=20,
+        init_variance=0.3,
+        seed=3,
+        sampling=sampling,
+        step_rule=step_rule,
     )
     whole = run_reaching(task, opt, folder=tmp_path / "whole")
 

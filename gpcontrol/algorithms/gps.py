@@ -30,8 +30,15 @@ iteration:
   to the policy over its covariance).
 
 The step sizes :math:`\epsilon_c = \epsilon_0\, T\, \nu_c` adapt their
-multipliers :math:`\nu_c` from predicted and actual improvements
-(:func:`~gpcontrol.solvers.lqr_flm.adapt_step_size`). Samples are drawn from
+multipliers :math:`\nu_c` (:func:`~gpcontrol.solvers.lqr_flm.adapt_step_size`)
+from a predicted and an actual improvement. With :math:`\ell_k` the expected
+cost under iteration :math:`k`'s fitted dynamics and cost expansion, the
+default rule (``step_rule="local"``) measures the local controller,
+:math:`\ell_k(p_k) - \ell_k(p_{k+1})` and :math:`\ell_{k+1}(p_k) -
+\ell_{k+1}(p_{k+1})`; the MDGPS paper's rule (``"global"``, Montgomery &
+Levine, NIPS 2016) measures the linearised network between iterations,
+:math:`\ell_k(\bar\pi_k) - \ell_k(\bar\pi_{k+1})` and
+:math:`\ell_k(\bar\pi_k) - \ell_{k+1}(\bar\pi_{k+1})`. Samples are drawn from
 the local controllers either on a known system's ``step`` (with optional
 Gaussian start and process noise) or from any :class:`RolloutSampler`, e.g.
 a Gymnasium environment (:class:`gpcontrol.algorithms.gps_env.EnvSampler`).
@@ -309,6 +316,17 @@ class MDGPSOptions:
     policy_iterations, batch_size, lr : int, int, float
         S-step optimisation.
     seed : int
+    sampling : {"local", "policy"}
+        Where each iteration's rollouts come from: the local controllers
+        (off-policy MDGPS) or the network with its covariance :math:`\Sigma_\pi`
+        (on-policy MDGPS, Montgomery & Levine, NIPS 2016), whose samples are
+        the states the network itself visits. The first iteration always
+        samples the initial controllers (the network has not been fitted yet).
+    step_rule : {"local", "global"}
+        What the step-size adaptation measures (see the module docstring):
+        the local controllers before and after the C-step (``"local"``, as in
+        LQR-FLM) or the linearised network between iterations (``"global"``,
+        the MDGPS paper's rule).
     """
 
     iterations: int = 10
@@ -323,10 +341,16 @@ class MDGPSOptions:
     batch_size: int = 128
     lr: float = 1e-3
     seed: int = 0
+    sampling: str = "local"
+    step_rule: str = "local"
 
     def __post_init__(self) -> None:
         for name in ("iterations", "samples", "policy_iterations", "batch_size"):
             check_int(name, getattr(self, name))
+        if self.sampling not in ("local", "policy"):
+            raise ValueError(f"sampling must be 'local' or 'policy', got {self.sampling!r}")
+        if self.step_rule not in ("local", "global"):
+            raise ValueError(f"step_rule must be 'local' or 'global', got {self.step_rule!r}")
         check_positive("kl_step", self.kl_step)
         check_positive("init_variance", self.init_variance)
         check_nonnegative("x0_std", self.x0_std)
@@ -510,7 +534,9 @@ class StepPrediction:
     cost : QuadraticTrajectoryCost
         The cost expansion it used.
     old_value : float
-        Expected cost of the controller *before* the C-step under that model.
+        Expected cost under that model of what the step rule measures before
+        the C-step: the local controller, or (``step_rule="global"``) the
+        linearised network, the C-step's ``p_old``.
     """
 
     dynamics: TVLGDynamics
@@ -646,9 +672,13 @@ def mdgps_step(
     )  # fmt: skip
     t0 = time.perf_counter()
     x0_cov = (opt.x0_std**2 + 1e-8) * np.eye(n)
-    samples = [
-        _draw(system, c, ctrl[c].seeded(rng), X0[c], T, opt.samples, opt, rng) for c in range(M)
-    ]
+
+    def sampler(c: int) -> Any:
+        if opt.sampling == "policy" and it > 0:
+            return policy.controller(rng, context=None if ctx is None else ctx[c])
+        return ctrl[c].seeded(rng)
+
+    samples = [_draw(system, c, sampler(c), X0[c], T, opt.samples, opt, rng) for c in range(M)]
     state.rollouts += M * opt.samples
     sample_costs = np.array([_true_cost(costs[c], *samples[c]).mean() for c in range(M)])
     Xall = np.concatenate([s[0] for s in samples])
@@ -656,20 +686,6 @@ def mdgps_step(
     prior = DynamicsPrior.fit(Xall, Uall, seed=opt.seed + it)
     dyns = [fit_tvlg(X, U, prior=prior) for X, U in samples]
     cost_models = [QuadraticTrajectoryCost.from_cost(costs[c], *samples[c]) for c in range(M)]
-    # Step-size adaptation from the previous C-step's prediction.
-    for c in range(M):
-        prev = state.previous[c]
-        if prev is None:
-            continue
-        pred_new = prev.cost.expected(forward_marginals(prev.dynamics, ctrl[c], X0[c], x0_cov))
-        actual_new = cost_models[c].expected(forward_marginals(dyns[c], ctrl[c], X0[c], x0_cov))
-        mult[c] = adapt_step_size(
-            mult[c],
-            prev.old_value - pred_new,
-            prev.old_value - actual_new,
-            epsilon_min=opt.step_range[0],
-            epsilon_max=opt.step_range[1],
-        )
     if it == 0:  # catch the network up with the initial controllers
         _s_step(policy, samples, ctrl, opt, ctx, seed=opt.seed)
     states = np.stack([s[0][:, :-1] for s in samples])  # (M, N, T, n)
@@ -682,17 +698,38 @@ def mdgps_step(
         pol_priors = [
             policy_prior(policy, states[c], context=ctx[c], seed=opt.seed + it) for c in range(M)
         ]
+    lins = [
+        linearize_policy(
+            policy, states[c], context=None if ctx is None else ctx[c], prior=pol_priors[c]
+        )
+        for c in range(M)
+    ]
+    # Step-size adaptation from the last C-step's prediction: for the "global" rule the
+    # improvement of the linearised network since then (predicted under that step's model,
+    # measured under today's); for "local" the local controller's own improvement.
+    for c in range(M):
+        prev = state.previous[c]
+        if prev is None:
+            continue
+        now = lins[c] if opt.step_rule == "global" else ctrl[c]
+        pred_new = prev.cost.expected(forward_marginals(prev.dynamics, now, X0[c], x0_cov))
+        actual_new = cost_models[c].expected(forward_marginals(dyns[c], now, X0[c], x0_cov))
+        mult[c] = adapt_step_size(
+            mult[c],
+            prev.old_value - pred_new,
+            prev.old_value - actual_new,
+            epsilon_min=opt.step_range[0],
+            epsilon_max=opt.step_range[1],
+        )
     eps = opt.kl_step * T * mult
     kls, statuses = np.zeros(M), []
     for c in range(M):
-        lin = linearize_policy(
-            policy, states[c], context=None if ctx is None else ctx[c], prior=pol_priors[c]
-        )
-        old_value = cost_models[c].expected(forward_marginals(dyns[c], ctrl[c], X0[c], x0_cov))
+        before = lins[c] if opt.step_rule == "global" else ctrl[c]
+        old_value = cost_models[c].expected(forward_marginals(dyns[c], before, X0[c], x0_cov))
         res = lqr_flm(
             dyns[c],
             cost_models[c],
-            lin,
+            lins[c],
             X0[c],
             x0_cov,
             epsilon=float(eps[c]),
