@@ -49,8 +49,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=12)
     parser.add_argument("--ceiling", action="store_true")
     parser.add_argument("--out", default=None, help="keep run folders under this directory")
-    parser.add_argument("--sampling", choices=("local", "policy"), default="local")
-    parser.add_argument("--step-rule", choices=("local", "global"), default="local")
+    parser.add_argument("--sampling", choices=("local", "policy"), default=None)
+    parser.add_argument("--step-rule", choices=("local", "global"), default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
     task = ReachingTask.default()
@@ -63,8 +63,11 @@ def main() -> None:
         )
     summary = []
     for seed in args.seeds:
+        variant = {"sampling": args.sampling, "step_rule": args.step_rule}
         opt = reaching_options(
-            seed, iterations=args.iterations, sampling=args.sampling, step_rule=args.step_rule
+            seed,
+            iterations=args.iterations,
+            **{k: v for k, v in variant.items() if v is not None},  # else reaching_options'
         )
         print(f"seed {seed}")
         print("  iter  rollouts  local  net-train  net-held-out  seconds")

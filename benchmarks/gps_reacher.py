@@ -15,6 +15,7 @@ Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/gps_reacher.py 0 1 2 3 4 [--iterations 15]
         [--samples 5] [--init-variance 0.05] [--kl-step 0.2] [--train-grid 3]
+        [--sampling {local,policy}] [--step-rule {local,global}]
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=None, help="episodes per target")
     parser.add_argument("--init-variance", type=float, default=None)
     parser.add_argument("--kl-step", type=float, default=None)
+    parser.add_argument("--sampling", choices=("local", "policy"), default=None)
+    parser.add_argument("--step-rule", choices=("local", "global"), default=None)
     parser.add_argument(
         "--train-grid",
         type=int,
@@ -65,6 +68,8 @@ def main() -> None:
             "samples": args.samples,
             "init_variance": args.init_variance,
             "kl_step": args.kl_step,
+            "sampling": args.sampling,
+            "step_rule": args.step_rule,
         }
         changes = {k: v for k, v in given.items() if v is not None}
         opt = reacher_options(seed, **changes)

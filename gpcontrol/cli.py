@@ -35,8 +35,9 @@
     4 training and 16 held-out targets): one progress line per iteration
     (rollouts, local and network success, costs), a resumable run folder with a
     checkpoint after every iteration, and the success-vs-rollouts and reaching
-    figures. ``--sampling policy`` and ``--step-rule global`` select on-policy
-    MDGPS and the paper's step-size rule (:class:`~gpcontrol.algorithms.gps.MDGPSOptions`).
+    figures. By default on-policy MDGPS with the paper's step-size rule;
+    ``--sampling local --step-rule local`` gives the off-policy variant
+    (:class:`~gpcontrol.algorithms.gps.MDGPSOptions`).
 
 Example::
 
@@ -447,8 +448,7 @@ def _cmd_gps(args: argparse.Namespace) -> int:
         init_variance=args.init_variance,
         hidden=tuple(args.hidden),
         policy_iterations=args.policy_iterations,
-        sampling=args.sampling,
-        step_rule=args.step_rule,
+        **{k: v for k in ("sampling", "step_rule") if (v := getattr(args, k)) is not None},
     )
     out = args.out if args.out is not None else f"runs/gps-arm-seed{args.seed}"
     print(
@@ -566,14 +566,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_gps.add_argument(
         "--sampling",
         choices=("local", "policy"),
-        default="local",
-        help="rollouts from the local controllers (off-policy) or the network (on-policy)",
+        default=None,
+        help="rollouts from the local controllers (off-policy) or the network (on-policy, default)",
     )
     p_gps.add_argument(
         "--step-rule",
         choices=("local", "global"),
-        default="local",
-        help="step size from the local controllers' or the linearised network's improvement",
+        default=None,
+        help="step size from the local controllers' or the linearised network's (default) gain",
     )
     p_gps.add_argument("--seed", type=int, default=0)
     p_gps.add_argument("--out", default=None, help="run folder (default runs/gps-arm-seedS)")

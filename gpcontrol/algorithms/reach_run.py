@@ -185,12 +185,15 @@ def _metrics(
 
 
 def reaching_options(seed: int = 0, **changes: Any) -> MDGPSOptions:
-    r"""MDGPS options tuned for :meth:`ReachingTask.default` (on seed 0 only).
+    r"""MDGPS options for :meth:`ReachingTask.default`.
 
     12 iterations of 5 samples per target, :math:`\epsilon_0 = 0.2` nats
     per step with multipliers in ``[0.2, 3]``, initial torque variance
-    0.05 N^2 m^2, a (64, 64) tanh network and 300 Adam steps per S-step;
-    ``changes`` override any field.
+    0.05 N^2 m^2, a (64, 64) tanh network and 300 Adam steps per S-step
+    (tuned on seed 0 only), with on-policy samples and the MDGPS paper's
+    global step rule (``sampling="policy"``, ``step_rule="global"``; chosen
+    on seeds 0-4 over the off-policy defaults, checked on seeds 5-9, see
+    docs/gps.md); ``changes`` override any field.
     """
     base = MDGPSOptions(
         iterations=12,
@@ -201,6 +204,8 @@ def reaching_options(seed: int = 0, **changes: Any) -> MDGPSOptions:
         hidden=(64, 64),
         policy_iterations=300,
         seed=seed,
+        sampling="policy",
+        step_rule="global",
     )
     return dataclasses.replace(base, **changes)
 
