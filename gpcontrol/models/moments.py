@@ -469,11 +469,14 @@ def _moment_match(
     m2, s2 = m.reshape(-1, D), s.reshape(-1, D, D)
     if s2.shape[0] != m2.shape[0]:  # s broadcast against m
         s2 = s.expand(*batch, D, D).reshape(-1, D, D)
+    args = (
+        m2, s2, c.Xc, c.iell, c.iell_outer, c.p_outer, c.log_sf2, c.iell2_b, c.Xb, c.Omega,
+        gp.beta, diag,
+    )  # fmt: skip
+    # inside the forward pass grad mode is always off: tell it whether a backward can follow
+    grad = torch.is_grad_enabled() and any(a.requires_grad for a in args)
     try:
-        M, S, C = _MomentMatch.apply(
-            c, m2, s2, c.Xc, c.iell, c.iell_outer, c.p_outer, c.log_sf2, c.iell2_b, c.Xb,
-            c.Omega, gp.beta, diag,
-        )  # fmt: skip
+        M, S, C = _MomentMatch.apply(c, *args, grad)
     except torch.linalg.LinAlgError as exc:
         raise ValueError(f"s must be positive semi-definite ({exc})") from exc
     return GPMoments(
@@ -508,7 +511,11 @@ class _MomentMatch(torch.autograd.Function):
     bookkeeping, not arithmetic, dominated a belief propagation). Inputs after the
     non-differentiable constants ``c``: ``m (Bt, D)``, ``s (Bt, D, D)`` and the
     GP terms of :class:`_Constants` plus ``beta (E, N)`` and ``diag (E,)`` (the
-    diagonal added to ``S``); each receives its gradient when it requires one.
+    diagonal added to ``S``); each receives its gradient when it requires one. The
+    last input, ``grad``, says whether a backward pass can follow (grad mode is on
+    and some input requires a gradient): ``needs_input_grad`` does not know about
+    ``torch.no_grad()``, and without ``grad`` the thin products the backward pass
+    needs are not formed.
     Second derivatives (``create_graph=True``) differentiate
     :func:`_forward_autograd` instead.
     """
@@ -529,6 +536,7 @@ class _MomentMatch(torch.autograd.Function):
         Omega: Tensor,
         beta: Tensor,
         diag: Tensor,
+        grad: bool,
     ) -> tuple[Tensor, Tensor, Tensor]:
         E, D = iell.shape
         N = Xb.shape[1]
@@ -557,7 +565,7 @@ class _MomentMatch(torch.autograd.Function):
         u = 0.5 * za - mu_b.unsqueeze(-2)
         ea = log_k[:, ia] - 0.5 * logdet[:, E:, None] + (Ga * u).sum(-1)
         eb = log_k[:, ib] + 0.5 * (Gb * zb).sum(-1)
-        keep_q = bool(ctx.needs_input_grad[10])
+        keep_q = grad and bool(ctx.needs_input_grad[10])
         A = torch.cat([Ga, ea.unsqueeze(-1)], -1)
         scales = None if keep_q or E == 1 else (c.row_scale, c.col_scale)
         T, colsum, Aa, Bb, H, Q = _exp_dot(A, Xb, eb, Omega, keep_q, scales)
@@ -566,7 +574,7 @@ class _MomentMatch(torch.autograd.Function):
         # requires a gradient): form them now, while H is in cache, and keep those instead
         # of the N x N matrices (a horizon would otherwise hold one per step).
         Y = Z = None
-        if any(ctx.needs_input_grad):
+        if grad:
             Bt, P, K2 = m.shape[0], Xb.shape[0], D + 2
             Hv = H.view(Bt * P, N, N)  # with scales (r, c): H = diag(r) Hv diag(c) per pair
             r = c.row_scale.unsqueeze(-1)
@@ -589,9 +597,9 @@ class _MomentMatch(torch.autograd.Function):
     def backward(ctx: Any, gM: Tensor, gS: Tensor, gC: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         saved = ctx.saved_tensors
         inputs = saved[:12]
-        need = ctx.needs_input_grad[1:]
+        need = ctx.needs_input_grad[1:13]
         if torch.is_grad_enabled():
-            return (None, *_double_backward(ctx.c, inputs, need, (gM, gS, gC)))
+            return (None, *_double_backward(ctx.c, inputs, need, (gM, gS, gC)), None)
         m, s, Xc, iell, iell_outer, p_outer, log_sf2, iell2_b, Xb, Omega, beta, diag = inputs
         mc, nu, w, scale, inv, t, q, bq, R, Gs, zab, Gz, u, Y, Z, Q, M, colsum = saved[12:]
         E, D = iell.shape
@@ -679,7 +687,7 @@ class _MomentMatch(torch.autograd.Function):
         gm = gmc - gnu.sum(-2)
         return (
             None, gm, gs, g_Xc, g_iell, g_iell_outer, g_p_outer, g_log_sf2 if need[6] else None,
-            g_iell2_b, gXb, gOmega, g_beta, g_diag,
+            g_iell2_b, gXb, gOmega, g_beta, g_diag, None,
         )  # fmt: skip
 
 
