@@ -364,6 +364,40 @@ def test_autograd_twin_of_the_fused_forward_agrees() -> None:
     torch.testing.assert_close(fused.C, C, rtol=1e-13, atol=1e-14)
 
 
+def test_numpy_node_gradients_equal_autograd_of_the_torch_twin() -> None:
+    """The NumPy forward and backward of the fused node against autograd of ``_forward_autograd``.
+
+    Every GP field requires a gradient (the weights in full, not rank-one, form), and a
+    second case keeps beta and W fixed (rank-one off-diagonal weights); batched inputs.
+    """
+    from gpcontrol.models.moments import _constants, _forward_autograd
+
+    gp0, _ = make_gp(N=9, D=3, E=3, seed=11)
+    g = torch.Generator().manual_seed(13)
+    m0 = torch.randn(2, 3, generator=g, dtype=f64)
+    s0 = torch.stack([random_cov(3, 0.8, 14), random_cov(3, 1.3, 15)])
+    wM, wS, wC = (torch.randn(2, *sh, generator=g, dtype=f64) for sh in ((3,), (3, 3), (3, 3)))
+    for fields_need_grad in (True, False):
+        grads = []
+        for fused in (True, False):
+            m, s = m0.clone().requires_grad_(), s0.clone().requires_grad_()
+            X, ell = gp0.X.clone().requires_grad_(), gp0.lengthscales.clone().requires_grad_()
+            beta, W, sf2 = gp0.beta.clone(), gp0.W.clone(), gp0.signal_var.clone()
+            wrt = [m, s, X, ell]
+            if fields_need_grad:
+                wrt += [x.requires_grad_() for x in (beta, W, sf2)]
+            gp = GPTerms(X, beta, W, ell, sf2, gp0.noise_var)
+            if fused:
+                out = moment_match(gp, m, s)
+                M, S, C = out.M - gp.mean, out.S, out.C
+            else:
+                M, S, C = _forward_autograd(_constants(gp), m, s, gp.beta, gp.signal_var)
+            loss = (wM * M).sum() + (wS * S).sum() + (wC * C).sum()
+            grads.append(torch.autograd.grad(loss, wrt))
+        for g_np, g_twin in zip(*grads, strict=True):
+            torch.testing.assert_close(g_np, g_twin, rtol=1e-12, atol=1e-12)
+
+
 def test_gradgradcheck_second_derivatives() -> None:
     """Second derivatives (e.g. for Newton steps on a policy) are exact, not truncated."""
     gp, _ = make_gp(N=5, D=2, E=2, seed=3)
