@@ -398,6 +398,51 @@ def test_numpy_node_gradients_equal_autograd_of_the_torch_twin() -> None:
             torch.testing.assert_close(g_np, g_twin, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("rows", [1, 4, 11])
+@pytest.mark.parametrize("weights_need_grad", [False, True])
+def test_row_blocked_pair_sums_equal_vectorised(monkeypatch, rows, weights_need_grad) -> None:
+    """The row-blocked pair sums (large N) against the vectorised ones (small N): values
+    and every gradient to 1e-12, batched, with blocks of ``rows`` rows of Q; and gradcheck."""
+    import gpcontrol.models.moments as mom
+
+    gp0, _ = make_gp(N=11, D=3, E=3, seed=17)
+    g = torch.Generator().manual_seed(18)
+    m0 = torch.randn(2, 3, generator=g, dtype=f64)
+    s0 = torch.stack([random_cov(3, 0.6, 19), random_cov(3, 1.2, 20)])
+    wM, wS, wC = (torch.randn(2, *sh, generator=g, dtype=f64) for sh in ((3,), (3, 3), (3, 3)))
+
+    def run():
+        m, s = m0.clone().requires_grad_(), s0.clone().requires_grad_()
+        X, ell = gp0.X.clone().requires_grad_(), gp0.lengthscales.clone().requires_grad_()
+        beta, W = gp0.beta.clone(), gp0.W.clone()
+        wrt = [m, s, X, ell] + (
+            [beta.requires_grad_(), W.requires_grad_()] if weights_need_grad else []
+        )
+        out = moment_match(GPTerms(X, beta, W, ell, gp0.signal_var, gp0.noise_var), m, s)
+        loss = (wM * out.M).sum() + (wS * out.S).sum() + (wC * out.C).sum()
+        return (out.M, out.S, out.C), torch.autograd.grad(loss, wrt)
+
+    vec = run()
+    monkeypatch.setattr(mom, "_VECTORISE_BYTES", 0)
+    monkeypatch.setattr(mom, "_CHUNK_BYTES", 8 * 11 * rows)
+    blocked = run()
+    for a, b in zip((*vec[0], *vec[1]), (*blocked[0], *blocked[1]), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    if rows == 4:
+        gp = GPTerms(gp0.X[:6], gp0.beta[:, :6], gp0.W[:, :6, :6], gp0.lengthscales,
+                     gp0.signal_var, gp0.noise_var)  # fmt: skip
+        X = gp.X.clone().requires_grad_()
+        beta = gp.beta.clone().requires_grad_(weights_need_grad)
+
+        def f(m, A, X, beta):
+            terms = GPTerms(X, beta, gp.W, gp.lengthscales, gp.signal_var, gp.noise_var)
+            out = moment_match(terms, m, _sym(A))
+            return out.M, out.S, out.C
+
+        args = (m0.clone().requires_grad_(), s0.clone().requires_grad_(), X, beta)
+        assert torch.autograd.gradcheck(f, args, eps=1e-6, atol=1e-8)
+
+
 def test_gradgradcheck_second_derivatives() -> None:
     """Second derivatives (e.g. for Newton steps on a policy) are exact, not truncated."""
     gp, _ = make_gp(N=5, D=2, E=2, seed=3)
