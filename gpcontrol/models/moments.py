@@ -49,15 +49,17 @@ is the expected model uncertainty, so :math:`S` is the law of total variance
 of the *latent* function (PILCO's convention); the observation noise
 :math:`\sigma_{\varepsilon,a}^2` is added only with ``include_noise=True``.
 
-Numerics. Every determinant and solve is written through the symmetric
+Numerics. Every determinant and inverse is written through the symmetric
 positive-definite matrices :math:`I + P^{1/2} s P^{1/2}` (``P`` diagonal,
-:math:`P = \Lambda_a^{-1}` or :math:`\Lambda_a^{-1} + \Lambda_b^{-1}`) and a
-Cholesky factor, and :math:`Q` is assembled in log space; only the
+:math:`P = \Lambda_a^{-1}` or :math:`\Lambda_a^{-1} + \Lambda_b^{-1}`; eigenvalues
+:math:`\ge 1`), determinants through a Cholesky factor, and :math:`Q` is
+assembled in log space; only the
 :math:`E(E+1)/2` output pairs :math:`a \le b` are computed. Cost
-:math:`O(E^2 N^2 D)` in one batched computation without Python loops over data
-points or outputs; everything is differentiable by torch autograd (through a
-hand-written, gradchecked backward pass) with respect to :math:`m`, :math:`s`
-and every field of :class:`GPTerms`.
+:math:`O(E^2 N^2 D)` in batched operations (without Python loops over data
+points or outputs, except that for large ``N`` the :math:`N\times N` part goes one
+output pair and one cache-sized block of rows at a time); everything is
+differentiable by torch autograd (through a hand-written, gradchecked backward
+pass) with respect to :math:`m`, :math:`s` and every field of :class:`GPTerms`.
 """
 
 from __future__ import annotations
@@ -250,14 +252,17 @@ def moment_match(
     :math:`(s + \Lambda_a)^{-1} = \Lambda_a^{-1/2}(B_a + I)^{-1}\Lambda_a^{-1/2}`,
     :math:`|R_{ab}| = |B_{ab} + I|` and
     :math:`R_{ab}^{-1}s = P_{ab}^{-1/2}\big(I - (B_{ab} + I)^{-1}\big)P_{ab}^{-1/2}`,
-    so every factorisation is a Cholesky factor of a symmetric positive-definite
-    matrix (no jitter is ever needed) and :math:`Q` is exponentiated from log
-    space. The whole exponent :math:`\log Q^{ab}` comes from one matrix product
-    of augmented factors whose right factor :math:`[\Lambda_b^{-1}(x_j - \bar x), 1, e^b_j]`
-    is, apart from one column, a constant of the GP; the reductions
+    so every matrix factorised or inverted is symmetric positive definite with
+    eigenvalues :math:`\ge 1` (no jitter is ever needed) and :math:`Q` is
+    exponentiated from log space. The whole exponent :math:`\log Q^{ab}` comes
+    from one matrix product of augmented factors whose right factor
+    :math:`[\Lambda_b^{-1}(x_j - \bar x), 1, e^b_j]` is, apart from one column, a
+    constant of the GP; the reductions
     :math:`\beta_a^\top Q^{ab}\beta_b` and :math:`\operatorname{tr}(W_a Q^{aa})`
-    are fused with :math:`Q` (which is never returned). All the
-    :math:`D\times D` factorisations run as one batched Cholesky. The whole
+    are fused with :math:`Q` (which is never returned; above a few megabytes it
+    is formed one cache-sized block of rows at a time). All the
+    :math:`D\times D` factorisations run as one batched Cholesky (and one batched
+    inverse). The whole
     computation is one autograd node with a hand-written backward pass (one
     batched :math:`N\times N\times D` product per output pair; second
     derivatives fall back to autograd through a torch twin of the forward
