@@ -402,7 +402,8 @@ def test_numpy_node_gradients_equal_autograd_of_the_torch_twin() -> None:
 @pytest.mark.parametrize("weights_need_grad", [False, True])
 def test_row_blocked_pair_sums_equal_vectorised(monkeypatch, rows, weights_need_grad) -> None:
     """The row-blocked pair sums (large N) against the vectorised ones (small N): values
-    and every gradient to 1e-12, batched, with blocks of ``rows`` rows of Q; and gradcheck."""
+    and every gradient to 1e-12, batched, with blocks of ``rows`` rows of Q (the diagonal
+    pairs' upper blocks only, even for a W that is not exactly symmetric); and gradcheck."""
     import gpcontrol.models.moments as mom
 
     gp0, _ = make_gp(N=11, D=3, E=3, seed=17)
@@ -410,11 +411,13 @@ def test_row_blocked_pair_sums_equal_vectorised(monkeypatch, rows, weights_need_
     m0 = torch.randn(2, 3, generator=g, dtype=f64)
     s0 = torch.stack([random_cov(3, 0.6, 19), random_cov(3, 1.2, 20)])
     wM, wS, wC = (torch.randn(2, *sh, generator=g, dtype=f64) for sh in ((3,), (3, 3), (3, 3)))
+    skew = 0.01 * torch.randn(3, 11, 11, generator=g, dtype=f64)
+    W0 = gp0.W + skew - skew.mT  # not symmetric: only its symmetric part may count
 
     def run():
         m, s = m0.clone().requires_grad_(), s0.clone().requires_grad_()
         X, ell = gp0.X.clone().requires_grad_(), gp0.lengthscales.clone().requires_grad_()
-        beta, W = gp0.beta.clone(), gp0.W.clone()
+        beta, W = gp0.beta.clone(), W0.clone()
         wrt = [m, s, X, ell] + (
             [beta.requires_grad_(), W.requires_grad_()] if weights_need_grad else []
         )

@@ -333,7 +333,7 @@ class _Constants(NamedTuple):
     iell2_b: Tensor  # (P, D) 1 / ell_b^2
     p_outer: Tensor  # (P, D, D) p_d p_e, p = diag(Lambda_a^{-1} + Lambda_b^{-1})^{1/2}
     Xb: Tensor  # (P, N, D) Lambda_b^{-1} (x_j - xbar)
-    Omega: Tensor  # (P, N, N) beta_a beta_b' - [a = b] W_a
+    Omega: Tensor  # (P, N, N) beta_a beta_b' - [a = b] (W_a + W_a') / 2
     eye: Tensor  # (D, D)
     row_scale: Tensor  # (P, N) 1 for a = b, beta_a for a < b (Omega_ab = beta_a beta_b')
     col_scale: Tensor  # (P, N) 1 for a = b, beta_b for a < b
@@ -361,7 +361,9 @@ def _constants(gp: GPTerms) -> _Constants:
     xbar = gp.X.detach().mean(0)
     Xc = gp.X - xbar
     Omega = gp.beta[ia].unsqueeze(-1) * gp.beta[ib].unsqueeze(-2)
-    Omega = torch.cat([Omega[:E] - gp.W, Omega[E:]])
+    # W symmetrised (bitwise the same if it is symmetric): the row-blocked pair sums form
+    # only the upper blocks of the diagonal pairs' weighted Q, which needs a symmetric weight
+    Omega = torch.cat([Omega[:E] - 0.5 * (gp.W + gp.W.mT), Omega[E:]])
     c = _Constants(
         xbar=xbar,
         Xc=Xc,
@@ -644,7 +646,7 @@ def _np_forward(
 
 
 _VECTORISE_BYTES = 1 << 22  # above this size of Q (N > ~220 for E = 4), run in row blocks
-_CHUNK_BYTES = 1 << 18  # size of one row block of Q (fits the L2 cache)
+_CHUNK_BYTES = 1 << 19  # size of one row block of Q (about the L2 cache of a core)
 
 
 def _np_pair_sums(
@@ -672,7 +674,10 @@ def _np_pair_sums(
     Small ``Q`` (up to ``_VECTORISE_BYTES``) is done in a few batched operations.
     Larger ones go one pair and one block of rows (about ``_CHUNK_BYTES``) at a time,
     each block exponentiated, weighted, summed and multiplied while it is in cache,
-    instead of five passes over all of :math:`Q`.
+    instead of five passes over all of :math:`Q`; there a diagonal pair's
+    :math:`H = (\beta_a\beta_a^\top - W_a)\circ Q^{aa}` (``W`` symmetric) is symmetric,
+    and only the blocks on and right of the diagonal are formed (those right of it
+    enter twice, as :math:`H` and :math:`H^\top`).
     """
     Bt, P, N, K = A2.shape
     Bs = Bb[..., : K - 1] * cs[:, :, None] if grad else None
@@ -702,25 +707,44 @@ def _np_pair_sums(
         Q = np.empty((Bt, P, N, N)) if keep_q else None
         buf = np.empty(rb * N)
         for b, p in np.ndindex(Bt, P):
-            BbT = Bb[b, p].T
             weighted = keep_q or p < E
+            # a diagonal pair's H is symmetric: only the blocks on and right of the
+            # diagonal are formed, those right of it counted twice (as H and H')
+            sym = p < E and not keep_q
             acc = np.zeros(N)
+            F = YZ = None  # sym: [H Bs, H Gr] = H F, accumulated in YZ
+            if sym and Bs is not None:
+                F = Bs[b, p] if Gr is None else np.concatenate([Bs[b, p], Gr[b, p]], axis=1)
+                YZ = np.zeros((N, F.shape[1]))
             for i0 in range(0, N, rb):
                 i1 = min(N, i0 + rb)
-                Qc = buf[: (i1 - i0) * N].reshape(i1 - i0, N) if Q is None else Q[b, p, i0:i1]
-                np.matmul(A2[b, p, i0:i1], BbT, out=Qc)
+                j0 = i0 if sym else 0
+                n, w = i1 - i0, N - j0
+                Qc = buf[: n * w].reshape(n, w) if Q is None else Q[b, p, i0:i1]
+                np.matmul(A2[b, p, i0:i1], Bb[b, p, j0:].T, out=Qc)
                 torch.from_numpy(Qc).exp2_()
                 Hc = Qc
                 if weighted:
-                    Om = Omega[p, i0:i1]
+                    Om = Omega[p, i0:i1, j0:]
                     Hc = Qc * Om if keep_q else np.multiply(Qc, Om, out=Qc)
-                    acc += Hc.sum(0)
+                    acc[j0:] += Hc.sum(0)
                 else:
                     acc += r[p, i0:i1] @ Hc
+                if sym:
+                    Hr = Hc[:, n:]  # right of the diagonal block; its mirror is below
+                    acc[i0:i1] += Hr.sum(1)
+                    if F is not None and YZ is not None:
+                        YZ[i0:i1] += Hc @ F[j0:]
+                        YZ[i1:] += Hr.T @ F[i0:i1]
+                    continue
                 if Y is not None and Bs is not None:
                     np.matmul(Hc, Bs[b, p], out=Y[b, p, i0:i1])
                 if Z is not None and Gr is not None:
                     Z[b, p] += Hc.T @ Gr[b, p, i0:i1]
+            if YZ is not None and Y is not None:
+                Y[b, p] = YZ[:, : K - 1]
+                if Z is not None:
+                    Z[b, p] = YZ[:, K - 1 :]
             colsum[b, p] = acc if weighted else acc * cs[p]
     if Y is not None:
         Y *= r[:, :, None]
