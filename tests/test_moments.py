@@ -479,6 +479,24 @@ def test_non_psd_covariance_raises() -> None:
         moment_match(gp, m, nan)
 
 
+def test_non_finite_beliefs_inside_a_horizon() -> None:
+    """Without validation (a horizon's inner steps), a NaN covariance is still rejected by the
+    factorisation, and an infinite mean gives non-finite moments without NumPy warnings
+    (RuntimeWarnings are errors in this suite); the horizon's batched check reports those."""
+    from gpcontrol.models.moments import _moment_match
+
+    gp, _ = make_gp()
+    s = 0.1 * torch.eye(3, dtype=f64)
+    s_nan = s.clone()
+    s_nan[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="positive semi-definite"):
+        _moment_match(gp, torch.zeros(3, dtype=f64), s_nan)
+    m = torch.tensor([float("inf"), 0.0, 0.0], dtype=f64, requires_grad=True)
+    out = _moment_match(gp, m, s.requires_grad_())
+    assert not bool(torch.isfinite(out.S).all())
+    out.S.sum().backward()
+
+
 @pytest.mark.parametrize(
     "m, s",
     [

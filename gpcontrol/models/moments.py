@@ -535,7 +535,10 @@ class _MomentMatch(torch.autograd.Function):
         *inputs, grad = args  # the twelve tensors of the class docstring, then grad
         need = ctx.needs_input_grad[1:13]
         x = tuple(a.detach().numpy() for a in inputs)
-        outs, saved = _np_forward(c, x, grad, grad and need[9], grad and need[8])
+        # a non-finite mean gives non-finite moments without NumPy warnings (as in torch);
+        # a propagated horizon's one batched check reports it
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            outs, saved = _np_forward(c, x, grad, grad and need[9], grad and need[8])
         ctx.c, ctx.np_saved = c, saved
         if grad:
             ctx.save_for_backward(*inputs)
@@ -550,7 +553,8 @@ class _MomentMatch(torch.autograd.Function):
             return (None, *_double_backward(ctx.c, inputs, need, (gM, gS, gC)), None)
         x = tuple(a.detach().numpy() for a in inputs)
         g = (a.detach().numpy() for a in (gM, gS, gC))
-        grads = _np_backward(x, ctx.np_saved, need, *g)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            grads = _np_backward(x, ctx.np_saved, need, *g)
         return (None, *(None if a is None else torch.from_numpy(a) for a in grads), None)
 
 
@@ -605,7 +609,10 @@ def _np_forward(
     scale = np.concatenate([iell_outer, p_outer])  # (E + P, D, D)
     Bm = s[:, None] * scale + eye
     L = np.linalg.cholesky(Bm)  # raises LinAlgError unless positive definite
-    logdet = 2.0 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)  # (Bt, E + P)
+    Ld = np.diagonal(L, axis1=-2, axis2=-1)
+    if not np.isfinite(Ld).all():  # NumPy passes NaN through, torch's Cholesky rejects it
+        raise np.linalg.LinAlgError("the input covariance is not finite")
+    logdet = 2.0 * np.log(Ld).sum(-1)  # (Bt, E + P)
     inv = np.linalg.inv(Bm)  # eigenvalues >= 1: well conditioned (and 3x cheaper than
     inv = 0.5 * (inv + inv.swapaxes(-1, -2))  # torch.cholesky_inverse on these small batches)
     inv_a, inv_p = inv[:, :E], inv[:, E:]
