@@ -18,7 +18,9 @@ and covariance), for N training points, D = 6 inputs and E = 4 outputs. Reported
 * the leading-order flop count of the forward pass,
   ``P N^2 (2 D + 6) + 2 E N^2`` with ``P = E (E + 1) / 2`` output pairs
   (cross term, exponent assembly, two weighted reductions, the trace), and the achieved
-  rate as a fraction of this machine's float64 matmul peak measured on the spot.
+  rate as a fraction of this machine's float64 matmul peak measured on the spot (a
+  nominal rate: above N ~ 220 only the upper blocks of the E symmetric diagonal pairs
+  are formed, so fewer operations run).
 
 Timing follows /work/shared/benchmarks/PROBLEMS.md (torch pinned to one thread, one warm-up,
 median of repeats), measured as CPU time of the thread so that a busy shared machine does not

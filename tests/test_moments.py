@@ -364,6 +364,88 @@ def test_autograd_twin_of_the_fused_forward_agrees() -> None:
     torch.testing.assert_close(fused.C, C, rtol=1e-13, atol=1e-14)
 
 
+def test_numpy_node_gradients_equal_autograd_of_the_torch_twin() -> None:
+    """The NumPy forward and backward of the fused node against autograd of ``_forward_autograd``.
+
+    Every GP field requires a gradient (the weights in full, not rank-one, form), and a
+    second case keeps beta and W fixed (rank-one off-diagonal weights); batched inputs.
+    """
+    from gpcontrol.models.moments import _constants, _forward_autograd
+
+    gp0, _ = make_gp(N=9, D=3, E=3, seed=11)
+    g = torch.Generator().manual_seed(13)
+    m0 = torch.randn(2, 3, generator=g, dtype=f64)
+    s0 = torch.stack([random_cov(3, 0.8, 14), random_cov(3, 1.3, 15)])
+    wM, wS, wC = (torch.randn(2, *sh, generator=g, dtype=f64) for sh in ((3,), (3, 3), (3, 3)))
+    for fields_need_grad in (True, False):
+        grads = []
+        for fused in (True, False):
+            m, s = m0.clone().requires_grad_(), s0.clone().requires_grad_()
+            X, ell = gp0.X.clone().requires_grad_(), gp0.lengthscales.clone().requires_grad_()
+            beta, W, sf2 = gp0.beta.clone(), gp0.W.clone(), gp0.signal_var.clone()
+            wrt = [m, s, X, ell]
+            if fields_need_grad:
+                wrt += [x.requires_grad_() for x in (beta, W, sf2)]
+            gp = GPTerms(X, beta, W, ell, sf2, gp0.noise_var)
+            if fused:
+                out = moment_match(gp, m, s)
+                M, S, C = out.M - gp.mean, out.S, out.C
+            else:
+                M, S, C = _forward_autograd(_constants(gp), m, s, gp.beta, gp.signal_var)
+            loss = (wM * M).sum() + (wS * S).sum() + (wC * C).sum()
+            grads.append(torch.autograd.grad(loss, wrt))
+        for g_np, g_twin in zip(*grads, strict=True):
+            torch.testing.assert_close(g_np, g_twin, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("rows", [1, 4, 11])
+@pytest.mark.parametrize("weights_need_grad", [False, True])
+def test_row_blocked_pair_sums_equal_vectorised(monkeypatch, rows, weights_need_grad) -> None:
+    """The row-blocked pair sums (large N) against the vectorised ones (small N): values
+    and every gradient to 1e-12, batched, with blocks of ``rows`` rows of Q (the diagonal
+    pairs' upper blocks only, even for a W that is not exactly symmetric); and gradcheck."""
+    import gpcontrol.models.moments as mom
+
+    gp0, _ = make_gp(N=11, D=3, E=3, seed=17)
+    g = torch.Generator().manual_seed(18)
+    m0 = torch.randn(2, 3, generator=g, dtype=f64)
+    s0 = torch.stack([random_cov(3, 0.6, 19), random_cov(3, 1.2, 20)])
+    wM, wS, wC = (torch.randn(2, *sh, generator=g, dtype=f64) for sh in ((3,), (3, 3), (3, 3)))
+    skew = 0.01 * torch.randn(3, 11, 11, generator=g, dtype=f64)
+    W0 = gp0.W + skew - skew.mT  # not symmetric: only its symmetric part may count
+
+    def run():
+        m, s = m0.clone().requires_grad_(), s0.clone().requires_grad_()
+        X, ell = gp0.X.clone().requires_grad_(), gp0.lengthscales.clone().requires_grad_()
+        beta, W = gp0.beta.clone(), W0.clone()
+        wrt = [m, s, X, ell] + (
+            [beta.requires_grad_(), W.requires_grad_()] if weights_need_grad else []
+        )
+        out = moment_match(GPTerms(X, beta, W, ell, gp0.signal_var, gp0.noise_var), m, s)
+        loss = (wM * out.M).sum() + (wS * out.S).sum() + (wC * out.C).sum()
+        return (out.M, out.S, out.C), torch.autograd.grad(loss, wrt)
+
+    vec = run()
+    monkeypatch.setattr(mom, "_VECTORISE_BYTES", 0)
+    monkeypatch.setattr(mom, "_CHUNK_BYTES", 8 * 11 * rows)
+    blocked = run()
+    for a, b in zip((*vec[0], *vec[1]), (*blocked[0], *blocked[1]), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    if rows == 4:
+        gp = GPTerms(gp0.X[:6], gp0.beta[:, :6], gp0.W[:, :6, :6], gp0.lengthscales,
+                     gp0.signal_var, gp0.noise_var)  # fmt: skip
+        X = gp.X.clone().requires_grad_()
+        beta = gp.beta.clone().requires_grad_(weights_need_grad)
+
+        def f(m, A, X, beta):
+            terms = GPTerms(X, beta, gp.W, gp.lengthscales, gp.signal_var, gp.noise_var)
+            out = moment_match(terms, m, _sym(A))
+            return out.M, out.S, out.C
+
+        args = (m0.clone().requires_grad_(), s0.clone().requires_grad_(), X, beta)
+        assert torch.autograd.gradcheck(f, args, eps=1e-6, atol=1e-8)
+
+
 def test_gradgradcheck_second_derivatives() -> None:
     """Second derivatives (e.g. for Newton steps on a policy) are exact, not truncated."""
     gp, _ = make_gp(N=5, D=2, E=2, seed=3)
@@ -395,6 +477,24 @@ def test_non_psd_covariance_raises() -> None:
     nan[1, 1] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         moment_match(gp, m, nan)
+
+
+def test_non_finite_beliefs_inside_a_horizon() -> None:
+    """Without validation (a horizon's inner steps), a NaN covariance is still rejected by the
+    factorisation, and an infinite mean gives non-finite moments without NumPy warnings
+    (RuntimeWarnings are errors in this suite); the horizon's batched check reports those."""
+    from gpcontrol.models.moments import _moment_match
+
+    gp, _ = make_gp()
+    s = 0.1 * torch.eye(3, dtype=f64)
+    s_nan = s.clone()
+    s_nan[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="positive semi-definite"):
+        _moment_match(gp, torch.zeros(3, dtype=f64), s_nan)
+    m = torch.tensor([float("inf"), 0.0, 0.0], dtype=f64, requires_grad=True)
+    out = _moment_match(gp, m, s.requires_grad_())
+    assert not bool(torch.isfinite(out.S).all())
+    out.S.sum().backward()
 
 
 @pytest.mark.parametrize(

@@ -49,25 +49,27 @@ is the expected model uncertainty, so :math:`S` is the law of total variance
 of the *latent* function (PILCO's convention); the observation noise
 :math:`\sigma_{\varepsilon,a}^2` is added only with ``include_noise=True``.
 
-Numerics. Every determinant and solve is written through the symmetric
+Numerics. Every determinant and inverse is written through the symmetric
 positive-definite matrices :math:`I + P^{1/2} s P^{1/2}` (``P`` diagonal,
-:math:`P = \Lambda_a^{-1}` or :math:`\Lambda_a^{-1} + \Lambda_b^{-1}`) and a
-Cholesky factor, and :math:`Q` is assembled in log space; only the
+:math:`P = \Lambda_a^{-1}` or :math:`\Lambda_a^{-1} + \Lambda_b^{-1}`; eigenvalues
+:math:`\ge 1`), determinants through a Cholesky factor, and :math:`Q` is
+assembled in log space; only the
 :math:`E(E+1)/2` output pairs :math:`a \le b` are computed. Cost
-:math:`O(E^2 N^2 D)` in one batched computation without Python loops over data
-points or outputs; everything is differentiable by torch autograd (through a
-hand-written, gradchecked backward pass) with respect to :math:`m`, :math:`s`
-and every field of :class:`GPTerms`.
+:math:`O(E^2 N^2 D)` in batched operations (without Python loops over data
+points or outputs, except that for large ``N`` the :math:`N\times N` part goes one
+output pair and one cache-sized block of rows at a time); everything is
+differentiable by torch autograd (through a hand-written, gradchecked backward
+pass) with respect to :math:`m`, :math:`s` and every field of :class:`GPTerms`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch import Tensor
 
 from gpcontrol.gaussian import check_covariance
@@ -250,20 +252,26 @@ def moment_match(
     :math:`(s + \Lambda_a)^{-1} = \Lambda_a^{-1/2}(B_a + I)^{-1}\Lambda_a^{-1/2}`,
     :math:`|R_{ab}| = |B_{ab} + I|` and
     :math:`R_{ab}^{-1}s = P_{ab}^{-1/2}\big(I - (B_{ab} + I)^{-1}\big)P_{ab}^{-1/2}`,
-    so every factorisation is a Cholesky factor of a symmetric positive-definite
-    matrix (no jitter is ever needed) and :math:`Q` is exponentiated from log
-    space. The whole exponent :math:`\log Q^{ab}` comes from one matrix product
-    of augmented factors whose right factor :math:`[\Lambda_b^{-1}(x_j - \bar x), 1, e^b_j]`
-    is, apart from one column, a constant of the GP; the reductions
+    so every matrix factorised or inverted is symmetric positive definite with
+    eigenvalues :math:`\ge 1` (no jitter is ever needed) and :math:`Q` is
+    exponentiated from log space. The whole exponent :math:`\log Q^{ab}` comes
+    from one matrix product of augmented factors whose right factor
+    :math:`[\Lambda_b^{-1}(x_j - \bar x), 1, e^b_j]` is, apart from one column, a
+    constant of the GP; the reductions
     :math:`\beta_a^\top Q^{ab}\beta_b` and :math:`\operatorname{tr}(W_a Q^{aa})`
-    are fused with :math:`Q` (which is never returned). All the
-    :math:`D\times D` factorisations run as one batched Cholesky. The whole
+    are fused with :math:`Q` (which is never returned; above a few megabytes it
+    is formed one cache-sized block of rows at a time). All the
+    :math:`D\times D` factorisations run as one batched Cholesky (and one batched
+    inverse). The whole
     computation is one autograd node with a hand-written backward pass (one
     batched :math:`N\times N\times D` product per output pair; second
-    derivatives fall back to autograd through the same forward pass), and the
-    GP-only terms (inverse length-scales, scaled inputs, the weights
-    :math:`\beta_a\beta_b^\top - [a=b]W_a`) are cached on ``gp`` when they need
-    no gradient, so that a horizon does not rebuild them at every step.
+    derivatives fall back to autograd through a torch twin of the forward
+    pass); forward and backward run in NumPy, which dispatches the many small
+    operations of a step several times faster than torch, with the
+    :math:`N\times N` exponential in torch's vectorised ``exp2`` on the same
+    memory. The GP-only terms (inverse length-scales, scaled inputs, the
+    weights :math:`\beta_a\beta_b^\top - [a=b]W_a`) are cached on ``gp`` when
+    they need no gradient, so that a horizon does not rebuild them at every step.
 
     Parameters
     ----------
@@ -325,7 +333,7 @@ class _Constants(NamedTuple):
     iell2_b: Tensor  # (P, D) 1 / ell_b^2
     p_outer: Tensor  # (P, D, D) p_d p_e, p = diag(Lambda_a^{-1} + Lambda_b^{-1})^{1/2}
     Xb: Tensor  # (P, N, D) Lambda_b^{-1} (x_j - xbar)
-    Omega: Tensor  # (P, N, N) beta_a beta_b' - [a = b] W_a
+    Omega: Tensor  # (P, N, N) beta_a beta_b' - [a = b] (W_a + W_a') / 2
     eye: Tensor  # (D, D)
     row_scale: Tensor  # (P, N) 1 for a = b, beta_a for a < b (Omega_ab = beta_a beta_b')
     col_scale: Tensor  # (P, N) 1 for a = b, beta_b for a < b
@@ -353,7 +361,9 @@ def _constants(gp: GPTerms) -> _Constants:
     xbar = gp.X.detach().mean(0)
     Xc = gp.X - xbar
     Omega = gp.beta[ia].unsqueeze(-1) * gp.beta[ib].unsqueeze(-2)
-    Omega = torch.cat([Omega[:E] - gp.W, Omega[E:]])
+    # W symmetrised (bitwise the same if it is symmetric): the row-blocked pair sums form
+    # only the upper blocks of the diagonal pairs' weighted Q, which needs a symmetric weight
+    Omega = torch.cat([Omega[:E] - 0.5 * (gp.W + gp.W.mT), Omega[E:]])
     c = _Constants(
         xbar=xbar,
         Xc=Xc,
@@ -469,12 +479,15 @@ def _moment_match(
     m2, s2 = m.reshape(-1, D), s.reshape(-1, D, D)
     if s2.shape[0] != m2.shape[0]:  # s broadcast against m
         s2 = s.expand(*batch, D, D).reshape(-1, D, D)
+    args = (
+        m2, s2, c.Xc, c.iell, c.iell_outer, c.p_outer, c.log_sf2, c.iell2_b, c.Xb, c.Omega,
+        gp.beta, diag,
+    )  # fmt: skip
+    # inside the forward pass grad mode is always off: tell it whether a backward can follow
+    grad = torch.is_grad_enabled() and any(a.requires_grad for a in args)
     try:
-        M, S, C = _MomentMatch.apply(
-            c, m2, s2, c.Xc, c.iell, c.iell_outer, c.p_outer, c.log_sf2, c.iell2_b, c.Xb,
-            c.Omega, gp.beta, diag,
-        )  # fmt: skip
-    except torch.linalg.LinAlgError as exc:
+        M, S, C = _MomentMatch.apply(c, *args, grad)
+    except (torch.linalg.LinAlgError, np.linalg.LinAlgError) as exc:
         raise ValueError(f"s must be positive semi-definite ({exc})") from exc
     return GPMoments(
         M=M.reshape(*batch, E) + gp.mean, S=S.reshape(*batch, E, E), C=C.reshape(*batch, D, E)
@@ -505,182 +518,339 @@ class _MomentMatch(torch.autograd.Function):
     :func:`_pair_exponents`, the :math:`N\times N` exponentiated product, the
     assembly); the backward pass is its reverse-mode derivative written out, so
     that autograd records one node instead of about a hundred small ones (whose
-    bookkeeping, not arithmetic, dominated a belief propagation). Inputs after the
+    bookkeeping, not arithmetic, dominated a belief propagation). Both run in
+    NumPy (:func:`_np_forward`, :func:`_np_backward`). Inputs after the
     non-differentiable constants ``c``: ``m (Bt, D)``, ``s (Bt, D, D)`` and the
     GP terms of :class:`_Constants` plus ``beta (E, N)`` and ``diag (E,)`` (the
-    diagonal added to ``S``); each receives its gradient when it requires one.
-    Second derivatives (``create_graph=True``) differentiate
+    diagonal added to ``S``); each receives its gradient when it requires one. The
+    last input, ``grad``, says whether a backward pass can follow (grad mode is on
+    and some input requires a gradient): ``needs_input_grad`` does not know about
+    ``torch.no_grad()``, and without ``grad`` the thin products the backward pass
+    needs are not formed. Second derivatives (``create_graph=True``) differentiate
     :func:`_forward_autograd` instead.
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any,
-        c: _Constants,
-        m: Tensor,
-        s: Tensor,
-        Xc: Tensor,
-        iell: Tensor,
-        iell_outer: Tensor,
-        p_outer: Tensor,
-        log_sf2: Tensor,
-        iell2_b: Tensor,
-        Xb: Tensor,
-        Omega: Tensor,
-        beta: Tensor,
-        diag: Tensor,
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        E, D = iell.shape
-        N = Xb.shape[1]
-        ia, ib, index = _pair_index(E)
-        mc = m - c.xbar
-        nu = Xc - mc.unsqueeze(-2)  # (Bt, N, D)
-        w = nu.unsqueeze(-3) * iell[:, None, :]  # (Bt, E, N, D)
-        scale = torch.cat([iell_outer, p_outer])  # (E + P, D, D)
-        L = torch.linalg.cholesky(s.unsqueeze(-3) * scale + c.eye)
-        logdet = 2.0 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)  # (Bt, E + P)
-        inv = torch.cholesky_inverse(L)
-        inv_a, inv_p = inv[:, :E], inv[:, E:]
-        t = w @ inv_a  # (Bt, E, N, D)
-        q = torch.exp(log_sf2[:, None] - 0.5 * (logdet[:, :E, None] + (w * t).sum(-1)))
-        bq = beta * q  # (Bt, E, N)
-        M = bq.sum(-1)  # (Bt, E)
-        R = (bq.unsqueeze(-2) @ t).squeeze(-2)  # (Bt, E, D)
-        C = (R * iell).mT  # (Bt, D, E)
-        Gs = (c.eye - inv_p) / p_outer  # (Bt, P, D, D)
-        zeta = w * iell[:, None, :]
-        log_k = log_sf2[:, None] - 0.5 * (w * w).sum(-1)  # (Bt, E, N)
-        zab = torch.cat([zeta[:, ia], zeta[:, ib]], dim=-2)  # (Bt, P, 2N, D)
-        Gz = zab @ Gs
-        za, zb, Ga, Gb = zab[..., :N, :], zab[..., N:, :], Gz[..., :N, :], Gz[..., N:, :]
-        mu_b = mc.unsqueeze(-2) * iell2_b  # (Bt, P, D)
-        u = 0.5 * za - mu_b.unsqueeze(-2)
-        ea = log_k[:, ia] - 0.5 * logdet[:, E:, None] + (Ga * u).sum(-1)
-        eb = log_k[:, ib] + 0.5 * (Gb * zb).sum(-1)
-        keep_q = bool(ctx.needs_input_grad[10])
-        A = torch.cat([Ga, ea.unsqueeze(-1)], -1)
-        scales = None if keep_q or E == 1 else (c.row_scale, c.col_scale)
-        T, colsum, Aa, Bb, H, Q = _exp_dot(A, Xb, eb, Omega, keep_q, scales)
-        S = T[:, index] - M.unsqueeze(-1) * M.unsqueeze(-2) + torch.diag_embed(diag)
-        # The backward pass needs H only through the thin products H Bb (and H' Aa when Xb
-        # requires a gradient): form them now, while H is in cache, and keep those instead
-        # of the N x N matrices (a horizon would otherwise hold one per step).
-        Y = Z = None
-        if any(ctx.needs_input_grad):
-            Bt, P, K2 = m.shape[0], Xb.shape[0], D + 2
-            Hv = H.view(Bt * P, N, N)  # with scales (r, c): H = diag(r) Hv diag(c) per pair
-            r = c.row_scale.unsqueeze(-1)
-            cs = c.col_scale.unsqueeze(-1)
-            Bs = Bb if scales is None else (Bb.view(Bt, P, N, K2) * cs).view(Bt * P, N, K2)
-            Y = (Bs.mT @ Hv.mT).mT.view(Bt, P, N, K2)
-            Y = Y if scales is None else Y * r
-            if ctx.needs_input_grad[9]:
-                As = Aa if scales is None else (Aa.view(Bt, P, N, K2) * r).view(Bt * P, N, K2)
-                Z = (As.mT @ Hv).mT.view(Bt, P, N, K2)[..., :D]
-                Z = Z if scales is None else Z * cs
-        ctx.c = c
-        ctx.save_for_backward(
-            m, s, Xc, iell, iell_outer, p_outer, log_sf2, iell2_b, Xb, Omega, beta, diag,
-            mc, nu, w, scale, inv, t, q, bq, R, Gs, zab, Gz, u, Y, Z, Q, M, colsum,
-        )  # fmt: skip
+    def forward(ctx: Any, c: _Constants, *args: Any) -> tuple[Tensor, Tensor, Tensor]:  # type: ignore[override]
+        *inputs, grad = args  # the twelve tensors of the class docstring, then grad
+        need = ctx.needs_input_grad[1:13]
+        x = tuple(a.detach().numpy() for a in inputs)
+        # a non-finite mean gives non-finite moments without NumPy warnings (as in torch);
+        # a propagated horizon's one batched check reports it
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            outs, saved = _np_forward(c, x, grad, grad and need[9], grad and need[8])
+        ctx.c, ctx.np_saved = c, saved
+        if grad:
+            ctx.save_for_backward(*inputs)
+        M, S, C = (torch.from_numpy(a) for a in outs)
         return M, S, C
 
     @staticmethod
     def backward(ctx: Any, gM: Tensor, gS: Tensor, gC: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        saved = ctx.saved_tensors
-        inputs = saved[:12]
-        need = ctx.needs_input_grad[1:]
+        inputs = ctx.saved_tensors
+        need = ctx.needs_input_grad[1:13]
         if torch.is_grad_enabled():
-            return (None, *_double_backward(ctx.c, inputs, need, (gM, gS, gC)))
-        m, s, Xc, iell, iell_outer, p_outer, log_sf2, iell2_b, Xb, Omega, beta, diag = inputs
-        mc, nu, w, scale, inv, t, q, bq, R, Gs, zab, Gz, u, Y, Z, Q, M, colsum = saved[12:]
-        E, D = iell.shape
-        N = Xb.shape[1]
-        Bt = m.shape[0]
-        ia, ib, _ = _pair_index(E)
-        zb, Ga, Gb = zab[..., N:, :], Gz[..., :N, :], Gz[..., N:, :]
-        # S = T[index] - M M' + diag(diag)
-        gsym = gS + gS.mT
-        gT = gsym[:, ia, ib]
-        gT[:, :E] *= 0.5
-        gM = gM - (gsym @ M.unsqueeze(-1)).squeeze(-1)
-        g_diag = torch.diagonal(gS, dim1=-2, dim2=-1).sum(0) if need[11] else None
-        # T = <Omega, exp(Aa Bb')>, Aa = [Ga, ea, 1], Bb = [Xb, 1, eb]: Y = H Bb, Z = H' Aa
-        gg = gT[..., None, None]
-        Y = gg * Y
-        gGa, gea = Y[..., :D], Y[..., D]
-        geb = gT.unsqueeze(-1) * colsum
-        gXb = (gg * Z).sum(0) if need[8] else None
-        gOmega = (gg * Q).sum(0) if need[9] else None
-        # eb = log_k[ib] + 0.5 sum(Gb * zb); ea = log_k[ia] - 0.5 logdet_p + sum(Ga * u)
-        ge = geb.unsqueeze(-1)
-        gGb = 0.5 * ge * zb
-        gzb = 0.5 * ge * Gb
-        ge = gea.unsqueeze(-1)
-        gGa = gGa + ge * u
-        gza = 0.5 * ge * Ga
-        gmu_b = -(ge * Ga).sum(-2)  # (Bt, P, D)
-        glogdet_p = -0.5 * gea.sum(-1)  # (Bt, P)
-        glog_k = torch.zeros(Bt, E, N, dtype=m.dtype)
-        glog_k.index_add_(1, ia, gea)
-        glog_k.index_add_(1, ib, geb)
-        # mu_b = mc * iell2_b
-        gmc = (gmu_b * iell2_b).sum(-2)
-        g_iell2_b = (gmu_b * mc.unsqueeze(-2)).sum(0) if need[7] else None
-        # [Ga, Gb] = [za, zb] Gs (Gs symmetric)
-        gGz = torch.cat([gGa, gGb], dim=-2)  # (Bt, P, 2N, D)
-        gzab = gGz @ Gs
-        gGs = zab.mT @ gGz
-        gzab[..., :N, :] += gza
-        gzab[..., N:, :] += gzb
-        gzeta = torch.zeros(Bt, E, N, D, dtype=m.dtype)
-        gzeta.index_add_(1, ia, gzab[..., :N, :])
-        gzeta.index_add_(1, ib, gzab[..., N:, :])
-        # Gs = (I - inv_p) / p_outer
-        g_inv_p = -gGs / p_outer
-        g_p_outer = (-(gGs * Gs) / p_outer).sum(0) if need[5] else None
-        # log_k = log_sf2 - 0.5 sum(w^2); zeta = w * iell
-        g_log_sf2 = glog_k.sum((0, 2))
-        gw = gzeta * iell[:, None, :] - glog_k.unsqueeze(-1) * w
-        g_iell = (gzeta * w).sum((0, 2)) if need[3] else None
-        # M = sum(bq), R = bq t, C = (R * iell)', bq = beta q
-        gCc = gC.mT  # (Bt, E, D)
-        gR = gCc * iell
-        if need[3]:
-            g_iell = g_iell + (gCc * R).sum(0)
-        gbq = gM.unsqueeze(-1) + (t @ gR.unsqueeze(-1)).squeeze(-1)  # (Bt, E, N)
-        g_beta = (gbq * q).sum(0) if need[10] else None
-        glq = gbq * bq  # d/d log q
-        gt = bq.unsqueeze(-1) * gR.unsqueeze(-2)
-        # log q = log_sf2 - 0.5 (logdet_a + sum(w * t)), t = w inv_a
-        g_log_sf2 = g_log_sf2 + glq.sum((0, 2))
-        glogdet_a = -0.5 * glq.sum(-1)
-        gl = -0.5 * glq.unsqueeze(-1)
-        gw = gw + gl * t
-        gt = gt + gl * w
-        inv_a = inv[:, :E]
-        gw = gw + gt @ inv_a
-        g_inv_a = w.mT @ gt  # (Bt, E, D, D)
-        # inv = B^{-1}, logdet = log|B|, B = s * scale + I
-        g_inv = torch.cat([g_inv_a, g_inv_p], dim=1)
-        glogdet = torch.cat([glogdet_a, glogdet_p], dim=1)
-        gB = glogdet[..., None, None] * inv - inv @ g_inv @ inv
-        gB = 0.5 * (gB + gB.mT)
-        gs = (gB * scale).sum(1)
-        g_scale = (gB * s.unsqueeze(-3)).sum(0)
+            return (None, *_double_backward(ctx.c, inputs, need, (gM, gS, gC)), None)
+        x = tuple(a.detach().numpy() for a in inputs)
+        g = (a.detach().numpy() for a in (gM, gS, gC))
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            grads = _np_backward(x, ctx.np_saved, need, *g)
+        return (None, *(None if a is None else torch.from_numpy(a) for a in grads), None)
+
+
+_F64 = NDArray[np.float64]
+_Idx = NDArray[np.intp]
+_NP_PAIRS: dict[int, tuple[_Idx, _Idx, _Idx, _F64, _F64]] = {}
+
+
+def _np_pairs(E: int) -> tuple[_Idx, _Idx, _Idx, _F64, _F64]:
+    """:func:`_pair_index` in NumPy, plus the ``(E, P)`` incidence matrices of ``ia`` and ``ib``.
+
+    ``Ia @ g`` sums a per-pair gradient ``g (..., P, k)`` onto the first output of
+    each pair (the ``index_add`` of the torch twin as one small matrix product).
+    """
+    if E not in _NP_PAIRS:
+        ia, ib, index = (x.numpy() for x in _pair_index(E))
+        P = ia.shape[0]
+        Ia, Ib = np.zeros((E, P)), np.zeros((E, P))
+        Ia[ia, np.arange(P)] = 1.0
+        Ib[ib, np.arange(P)] = 1.0
+        _NP_PAIRS[E] = (ia, ib, index, Ia, Ib)
+    return _NP_PAIRS[E]
+
+
+def _rowdot(a: _F64, b: _F64) -> _F64:
+    """``(a * b).sum(-1)`` without the temporary (``einsum`` is faster for long rows)."""
+    return np.einsum("...i,...i->...", a, b)
+
+
+def _np_forward(
+    c: _Constants, x: tuple[NDArray[np.float64], ...], grad: bool, keep_q: bool, need_z: bool
+) -> tuple[tuple[NDArray[np.float64], ...], tuple[Any, ...]]:
+    r"""The forward pass of :class:`_MomentMatch` in NumPy: ``(M, S, C)`` and what backward needs.
+
+    ``x`` holds the twelve tensor inputs of :class:`_MomentMatch` as arrays. The
+    :math:`N\times N` exponentials run in torch's vectorised ``exp2`` on the same memory
+    (NumPy's float64 ``exp`` is several times slower); everything else is NumPy, whose
+    operations dispatch several times faster than torch's on the small arrays of a step.
+    With ``grad`` the thin products :math:`H\bar B` (and :math:`H^\top A`, ``need_z``) of
+    the backward pass are formed while :math:`H` is at hand; ``keep_q`` keeps :math:`Q`
+    for the gradient of :math:`\Omega`.
+    """
+    m, s, Xc, iell, iell_outer, p_outer, log_sf2, iell2_b, Xb, Omega, beta, diag = x
+    Bt = m.shape[0]
+    E, D = iell.shape
+    P, N = Xb.shape[:2]
+    ia, ib, index, _, _ = _np_pairs(E)
+    eye = np.eye(D)
+    mc = m - c.xbar.numpy()
+    nu = Xc - mc[:, None, :]  # (Bt, N, D)
+    w = nu[:, None] * iell[:, None, :]  # Lambda^{-1/2} nu, (Bt, E, N, D)
+    scale = np.concatenate([iell_outer, p_outer])  # (E + P, D, D)
+    Bm = s[:, None] * scale + eye
+    L = np.linalg.cholesky(Bm)  # raises LinAlgError unless positive definite
+    Ld = np.diagonal(L, axis1=-2, axis2=-1)
+    if not np.isfinite(Ld).all():  # NumPy passes NaN through, torch's Cholesky rejects it
+        raise np.linalg.LinAlgError("the input covariance is not finite")
+    logdet = 2.0 * np.log(Ld).sum(-1)  # (Bt, E + P)
+    inv = np.linalg.inv(Bm)  # eigenvalues >= 1: well conditioned (and 3x cheaper than
+    inv = 0.5 * (inv + inv.swapaxes(-1, -2))  # torch.cholesky_inverse on these small batches)
+    inv_a, inv_p = inv[:, :E], inv[:, E:]
+    t = w @ inv_a  # (Bt, E, N, D)
+    q = np.exp(log_sf2[:, None] - 0.5 * (logdet[:, :E, None] + _rowdot(w, t)))
+    bq = beta * q  # (Bt, E, N)
+    M = bq.sum(-1)  # (Bt, E)
+    R = (bq[:, :, None, :] @ t)[:, :, 0]  # (Bt, E, D)
+    C = (R * iell).swapaxes(-1, -2)  # (Bt, D, E)
+    Gs = (eye - inv_p) / p_outer  # (Bt, P, D, D)
+    zeta = w * iell[:, None, :]
+    log_k = log_sf2[:, None] - 0.5 * _rowdot(w, w)  # (Bt, E, N)
+    zab = np.concatenate([zeta[:, ia], zeta[:, ib]], axis=-2)  # (Bt, P, 2N, D)
+    Gz = zab @ Gs
+    za, zb, Ga, Gb = zab[..., :N, :], zab[..., N:, :], Gz[..., :N, :], Gz[..., N:, :]
+    mu_b = mc[:, None, :] * iell2_b  # (Bt, P, D)
+    u = 0.5 * za - mu_b[:, :, None, :]
+    # log2 Q = [Ga, ea, 1] [Xb, 1, eb]' log2(e): exp2 is the cheaper vectorised function
+    A2 = np.empty((Bt, P, N, D + 2))
+    A2[..., :D] = Ga
+    A2[..., D] = log_k[:, ia] - 0.5 * logdet[:, E:, None] + _rowdot(Ga, u)  # ea
+    A2[..., D + 1] = 1.0
+    A2 *= _LOG2E
+    Bb = np.empty((Bt, P, N, D + 2))
+    Bb[..., :D] = Xb
+    Bb[..., D] = 1.0
+    Bb[..., D + 1] = log_k[:, ib] + 0.5 * _rowdot(Gb, zb)  # eb
+    r, cs = c.row_scale.numpy(), c.col_scale.numpy()
+    if keep_q:
+        r = cs = np.ones((P, N))
+    Gr = Ga * r[:, :, None] if grad and need_z else None
+    colsum, Y, Z, Q = _np_pair_sums(A2, Bb, Omega, r, cs, E, grad, keep_q, Gr)
+    T = colsum.sum(-1)  # (Bt, P)
+    S = T[:, index] - M[:, :, None] * M[:, None, :]
+    S.reshape(Bt, E * E)[:, :: E + 1] += diag
+    saved = (mc, nu, w, scale, inv, t, q, bq, R, Gs, zab, Gz, u, Y, Z, Q)
+    return (M, S, C), (*saved, M.copy(), colsum)
+
+
+_VECTORISE_BYTES = 1 << 22  # above this size of Q (N > ~220 for E = 4), run in row blocks
+_CHUNK_BYTES = 1 << 19  # size of one row block of Q (about the L2 cache of a core)
+
+
+def _np_pair_sums(
+    A2: _F64,
+    Bb: _F64,
+    Omega: _F64,
+    r: _F64,
+    cs: _F64,
+    E: int,
+    grad: bool,
+    keep_q: bool,
+    Gr: _F64 | None,
+) -> tuple[_F64, _F64 | None, _F64 | None, _F64 | None]:
+    r"""Column sums of :math:`H = \Omega\circ 2^{A_2 B_b^\top}` per pair, and the thin products.
+
+    ``A2, Bb (Bt, P, N, D + 2)`` are the augmented factors (``A2`` scaled by
+    :math:`\log_2 e`), ``Omega (P, N, N)``. Unless ``keep_q``, the off-diagonal pairs
+    (after the ``E`` diagonal ones) use their rank-one weights
+    :math:`\Omega_{ab} = \beta_a\beta_b^\top` = ``r c'`` (``r, cs (P, N)``, ones on the
+    diagonal pairs and everywhere with ``keep_q``), so that :math:`Q` is multiplied by
+    ``Omega`` only on the diagonal pairs. Returns ``colsum (Bt, P, N)``; with ``grad``,
+    ``Y = H [Xb, 1]`` ``(Bt, P, N, D + 1)``; with ``Gr`` = ``r Ga`` ``(Bt, P, N, D)``,
+    ``Z = H' Ga``; with ``keep_q``, ``Q`` itself.
+
+    Small ``Q`` (up to ``_VECTORISE_BYTES``) is done in a few batched operations.
+    Larger ones go one pair and one block of rows (about ``_CHUNK_BYTES``) at a time,
+    each block exponentiated, weighted, summed and multiplied while it is in cache,
+    instead of five passes over all of :math:`Q`; there a diagonal pair's
+    :math:`H = (\beta_a\beta_a^\top - W_a)\circ Q^{aa}` (``W`` symmetric) is symmetric,
+    and only the blocks on and right of the diagonal are formed (those right of it
+    enter twice, as :math:`H` and :math:`H^\top`).
+    """
+    Bt, P, N, K = A2.shape
+    Bs = Bb[..., : K - 1] * cs[:, :, None] if grad else None
+    if Bt * P * N * N * 8 <= _VECTORISE_BYTES:
+        Q = np.matmul(A2, Bb.swapaxes(-1, -2))  # (Bt, P, N, N)
+        torch.from_numpy(Q).exp2_()
+        if keep_q:
+            H = Q * Omega
+            colsum = H.sum(-2)
+        else:
+            H = Q
+            H[:, :E] *= Omega[:E]
+            colsum = np.empty((Bt, P, N))
+            colsum[:, :E] = H[:, :E].sum(-2)
+            colsum[:, E:] = (r[E:, None, :] @ Q[:, E:])[..., 0, :] * cs[E:]
+        Y = Z = None
+        if Bs is not None:  # thin products of H while it is at hand; H is not kept
+            Y = np.matmul(Bs.swapaxes(-1, -2), H.swapaxes(-1, -2)).swapaxes(-1, -2)
+            if Gr is not None:
+                Z = np.matmul(Gr.swapaxes(-1, -2), H).swapaxes(-1, -2)
+        Q = Q if keep_q else None
+    else:
+        rb = max(1, min(N, _CHUNK_BYTES // (8 * N)))
+        colsum = np.empty((Bt, P, N))
+        Y = np.empty((Bt, P, N, K - 1)) if Bs is not None else None
+        Z = np.zeros((Bt, P, N, K - 2)) if Gr is not None else None
+        Q = np.empty((Bt, P, N, N)) if keep_q else None
+        buf = np.empty(rb * N)
+        for b, p in np.ndindex(Bt, P):
+            weighted = keep_q or p < E
+            # a diagonal pair's H is symmetric: only the blocks on and right of the
+            # diagonal are formed, those right of it counted twice (as H and H')
+            sym = p < E and not keep_q
+            acc = np.zeros(N)
+            F = YZ = None  # sym: [H Bs, H Gr] = H F, accumulated in YZ
+            if sym and Bs is not None:
+                F = Bs[b, p] if Gr is None else np.concatenate([Bs[b, p], Gr[b, p]], axis=1)
+                YZ = np.zeros((N, F.shape[1]))
+            for i0 in range(0, N, rb):
+                i1 = min(N, i0 + rb)
+                j0 = i0 if sym else 0
+                n, w = i1 - i0, N - j0
+                Qc = buf[: n * w].reshape(n, w) if Q is None else Q[b, p, i0:i1]
+                np.matmul(A2[b, p, i0:i1], Bb[b, p, j0:].T, out=Qc)
+                torch.from_numpy(Qc).exp2_()
+                Hc = Qc
+                if weighted:
+                    Om = Omega[p, i0:i1, j0:]
+                    Hc = Qc * Om if keep_q else np.multiply(Qc, Om, out=Qc)
+                    acc[j0:] += Hc.sum(0)
+                else:
+                    acc += r[p, i0:i1] @ Hc
+                if sym:
+                    Hr = Hc[:, n:]  # right of the diagonal block; its mirror is below
+                    acc[i0:i1] += Hr.sum(1)
+                    if F is not None and YZ is not None:
+                        YZ[i0:i1] += Hc @ F[j0:]
+                        YZ[i1:] += Hr.T @ F[i0:i1]
+                    continue
+                if Y is not None and Bs is not None:
+                    np.matmul(Hc, Bs[b, p], out=Y[b, p, i0:i1])
+                if Z is not None and Gr is not None:
+                    Z[b, p] += Hc.T @ Gr[b, p, i0:i1]
+            if YZ is not None and Y is not None:
+                Y[b, p] = YZ[:, : K - 1]
+                if Z is not None:
+                    Z[b, p] = YZ[:, K - 1 :]
+            colsum[b, p] = acc if weighted else acc * cs[p]
+    if Y is not None:
+        Y *= r[:, :, None]
+    if Z is not None:
+        Z *= cs[:, :, None]
+    return colsum, Y, Z, Q
+
+
+def _np_backward(
+    x: tuple[NDArray[np.float64], ...],
+    saved: tuple[Any, ...],
+    need: tuple[bool, ...],
+    gM: NDArray[np.float64],
+    gS: NDArray[np.float64],
+    gC: NDArray[np.float64],
+) -> list[NDArray[np.float64] | None]:
+    """Reverse-mode derivative of :func:`_np_forward`: gradients of the inputs ``x`` in ``need``."""
+    m, s, Xc, iell, iell_outer, p_outer, log_sf2, iell2_b, Xb, Omega, beta, diag = x
+    mc, nu, w, scale, inv, t, q, bq, R, Gs, zab, Gz, u, Y, Z, Q, M, colsum = saved
+    E, D = iell.shape
+    N = Xb.shape[1]
+    ia, ib, _, Ia, Ib = _np_pairs(E)
+    Bt, P = m.shape[0], ia.shape[0]
+    zb, Ga, Gb = zab[..., N:, :], Gz[..., :N, :], Gz[..., N:, :]
+    # S = T[index] - M M' + diag(diag)
+    gsym = gS + gS.swapaxes(-1, -2)
+    gT = gsym[:, ia, ib]
+    gT[:, :E] *= 0.5
+    gM = gM - (gsym @ M[..., None])[..., 0]
+    g_diag = np.diagonal(gS, axis1=-2, axis2=-1).sum(0) if need[11] else None
+    # T = <Omega, exp(Aa Bb')>, Aa = [Ga, ea, 1], Bb = [Xb, 1, eb]: Y = H Bb, Z = H' Ga
+    gg = gT[..., None, None]
+    gY = gg * Y
+    gea = gY[..., D]
+    geb = gT[..., None] * colsum
+    gXb = (gg * Z).sum(0) if need[8] else None
+    gOmega = (gg * Q).sum(0) if need[9] else None
+    # eb = log_k[ib] + 0.5 sum(Gb * zb); ea = log_k[ia] - 0.5 logdet_p + sum(Ga * u)
+    ge = geb[..., None]
+    gGz = np.empty((Bt, P, 2 * N, D))
+    gGz[..., :N, :] = gY[..., :D] + gea[..., None] * u  # of Ga
+    gGz[..., N:, :] = 0.5 * ge * zb  # of Gb
+    gmu_b = -(gea[..., None, :] @ Ga)[..., 0, :]  # (Bt, P, D)
+    glogdet_p = -0.5 * gea.sum(-1)  # (Bt, P)
+    glog_k = Ia @ gea + Ib @ geb  # (Bt, E, N)
+    # mu_b = mc * iell2_b
+    gmc = (gmu_b * iell2_b).sum(-2)
+    g_iell2_b = (gmu_b * mc[:, None, :]).sum(0) if need[7] else None
+    # [Ga, Gb] = [za, zb] Gs (Gs symmetric)
+    gzab = gGz @ Gs
+    gGs = zab.swapaxes(-1, -2) @ gGz
+    gzab[..., :N, :] += (0.5 * gea[..., None]) * Ga
+    gzab[..., N:, :] += 0.5 * ge * Gb
+    gzeta = (Ia @ gzab[..., :N, :].reshape(Bt, P, N * D)).reshape(Bt, E, N, D)
+    gzeta += (Ib @ gzab[..., N:, :].reshape(Bt, P, N * D)).reshape(Bt, E, N, D)
+    # Gs = (I - inv_p) / p_outer
+    g_inv_p = -gGs / p_outer
+    g_p_outer = (-(gGs * Gs) / p_outer).sum(0) if need[5] else None
+    # log_k = log_sf2 - 0.5 sum(w^2); zeta = w * iell
+    g_log_sf2 = glog_k.sum((0, 2))
+    gw = gzeta * iell[:, None, :] - glog_k[..., None] * w
+    g_iell = (gzeta * w).sum((0, 2)) if need[3] else None
+    # M = sum(bq), R = bq t, C = (R * iell)', bq = beta q
+    gCc = gC.swapaxes(-1, -2)  # (Bt, E, D)
+    gR = gCc * iell
+    if need[3]:
+        g_iell = g_iell + (gCc * R).sum(0)
+    gbq = gM[..., None] + (t @ gR[..., None])[..., 0]  # (Bt, E, N)
+    g_beta = (gbq * q).sum(0) if need[10] else None
+    glq = gbq * bq  # d/d log q
+    # log q = log_sf2 - 0.5 (logdet_a + sum(w * t)), t = w inv_a
+    g_log_sf2 = g_log_sf2 + glq.sum((0, 2))
+    gl = -0.5 * glq[..., None]
+    gw += gl * t
+    gt = bq[..., None] * gR[:, :, None, :] + gl * w
+    inv_a = inv[:, :E]
+    gw += gt @ inv_a
+    # inv = B^{-1}, logdet = log|B|, B = s * scale + I
+    g_inv = np.concatenate([w.swapaxes(-1, -2) @ gt, g_inv_p], axis=1)
+    glogdet = np.concatenate([-0.5 * glq.sum(-1), glogdet_p], axis=1)
+    gB = glogdet[..., None, None] * inv - inv @ g_inv @ inv
+    gB = 0.5 * (gB + gB.swapaxes(-1, -2))
+    gs = (gB * scale).sum(1)
+    g_iell_outer = None
+    if need[4] or need[5]:
+        g_scale = (gB * s[:, None]).sum(0)
         g_iell_outer = g_scale[:E] if need[4] else None
         if need[5]:
             g_p_outer = g_p_outer + g_scale[E:]
-        # w = nu * iell, nu = Xc - mc
-        gnu = (gw * iell[:, None, :]).sum(1)  # (Bt, N, D)
-        if need[3]:
-            g_iell = g_iell + (gw * nu.unsqueeze(-3)).sum((0, 2))
-        g_Xc = gnu.sum(0) if need[2] else None
-        gm = gmc - gnu.sum(-2)
-        return (
-            None, gm, gs, g_Xc, g_iell, g_iell_outer, g_p_outer, g_log_sf2 if need[6] else None,
-            g_iell2_b, gXb, gOmega, g_beta, g_diag,
-        )  # fmt: skip
+    # w = nu * iell, nu = Xc - mc
+    gnu = (gw * iell[:, None, :]).sum(1)  # (Bt, N, D)
+    if need[3]:
+        g_iell = g_iell + (gw * nu[:, None]).sum((0, 2))
+    g_Xc = gnu.sum(0) if need[2] else None
+    gm = gmc - gnu.sum(-2)
+    return [
+        gm, gs, g_Xc, g_iell, g_iell_outer, g_p_outer, g_log_sf2 if need[6] else None,
+        g_iell2_b, gXb, gOmega, g_beta, g_diag,
+    ]  # fmt: skip
 
 
 def _double_backward(
@@ -703,22 +873,13 @@ _LOG2E = 1.4426950408889634  # log2(e)
 
 
 def _exp_dot(
-    A: Tensor,
-    Xb: Tensor,
-    eb: Tensor,
-    Omega: Tensor,
-    keep_q: bool,
-    scales: tuple[Tensor, Tensor] | None = None,
+    A: Tensor, Xb: Tensor, eb: Tensor, Omega: Tensor, keep_q: bool
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | None]:
     r"""``T = <Omega, exp(Aa Bb')>`` per pair.
 
     Returns ``T (Bt, P)``, the column sums of ``H = Omega o Q`` ``(Bt, P, N)`` (taken
     here, while ``H`` is in cache, for the gradient of ``eb``), ``Aa``, ``Bb``, ``H``
-    and ``Q`` (``None`` unless ``keep_q``). With ``scales = (r, c)`` (``(P, N)``, ones
-    on the ``E`` diagonal pairs) the off-diagonal weights are used in their rank-one
-    form :math:`\Omega_{ab} = \beta_a\beta_b^\top`, ``H = diag(r) Hs diag(c)``, and
-    the returned ``H`` is ``Hs``: the diagonal pairs hold :math:`\Omega\circ Q` and the
-    others :math:`Q` itself, which saves the elementwise product there.
+    and ``Q`` (``None`` unless ``keep_q``).
     """
     Bt, P, N, K1 = A.shape
     ones = torch.ones(Bt, P, N, 1, dtype=A.dtype)
@@ -729,23 +890,9 @@ def _exp_dot(
     # vectorised function (same 1-ulp accuracy); this exponential is the dominant cost
     Q = torch.bmm(Aa * _LOG2E, Bb.mT).view(Bt, P, N, N)
     Q.exp2_()
-    if scales is None or keep_q:
-        H = Q * Omega if keep_q else Q.mul_(Omega)  # without Omega's gradient Q is not needed
-        colsum = H.sum(-2)
-        return colsum.sum(-1), colsum, Aa, Bb, H, (Q if keep_q else None)
-    r, c = scales
-    E = P - _n_offdiag(P)  # diagonal pairs come first
-    Q[:, :E].mul_(Omega[:E])
-    colsum = torch.cat(
-        [Q[:, :E].sum(-2), (r[E:].unsqueeze(-2) @ Q[:, E:]).squeeze(-2) * c[E:]], dim=1
-    )
-    return colsum.sum(-1), colsum, Aa, Bb, Q, None
-
-
-def _n_offdiag(P: int) -> int:
-    """Number of pairs ``a < b`` among ``P = E (E + 1) / 2`` pairs ``a <= b``."""
-    E = int(round((math.sqrt(8 * P + 1) - 1) / 2))
-    return P - E
+    H = Q * Omega if keep_q else Q.mul_(Omega)  # without Omega's gradient Q is not needed
+    colsum = H.sum(-2)
+    return colsum.sum(-1), colsum, Aa, Bb, H, (Q if keep_q else None)
 
 
 class _ExpDot(torch.autograd.Function):
